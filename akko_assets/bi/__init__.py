@@ -1,0 +1,1 @@
+"""BI stage: the governed serving file, the Superset server, the dashboard bundle and its import."""

@@ -1,0 +1,139 @@
+"""Import the dashboard bundle into a running Superset and invalidate its data cache (REST API)."""
+
+from __future__ import annotations
+
+import io
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+from akko_assets.bi.bundle import load_spec, stable_uuid, with_dataset_ids
+from akko_assets.bi.server import SupersetError, admin_credentials, is_healthy
+
+
+class SupersetUnreachableError(SupersetError):
+    pass
+
+
+def superset_session(url: str) -> requests.Session:
+    """A session logged in as the provisioning admin: bearer token + CSRF token + Referer.
+
+    Superset checks the CSRF token against the session cookie, so all calls must share one
+    requests.Session.
+    """
+    url = url.rstrip("/")
+    if not is_healthy(url):
+        raise SupersetUnreachableError(f"Superset is not reachable at {url}: run akko superset up")
+    user, password = admin_credentials()
+    session = requests.Session()
+    resp = session.post(
+        f"{url}/api/v1/security/login",
+        json={"username": user, "password": password, "provider": "db", "refresh": False},
+        timeout=30,
+    )
+    if resp.status_code != 200:
+        raise SupersetError(
+            f"login to {url} as {user!r} failed ({resp.status_code}): the admin password in "
+            "AKKO_HOME/superset/secrets.json must match the one Superset was initialised with"
+        )
+    session.headers["Authorization"] = f"Bearer {resp.json()['access_token']}"
+    csrf = session.get(f"{url}/api/v1/security/csrf_token/", timeout=30)
+    csrf.raise_for_status()
+    session.headers.update({"X-CSRFToken": csrf.json()["result"], "Referer": url})
+    return session
+
+
+def import_dashboard(url: str, bundle_path: Path) -> dict[str, Any]:
+    """Import (overwrite) the bundle; idempotent because every object has a stable UUID.
+
+    Returns dashboard_id, url, chart_count, dataset_ids and seconds.
+    """
+    started = time.monotonic()
+    url = url.rstrip("/")
+    session = superset_session(url)
+    bundle = Path(bundle_path).read_bytes()
+    docs = _bundle_docs(bundle)
+    dataset_uuids = [d["uuid"] for name, d in docs.items() if name.startswith("datasets/")]
+    slug = next(d["slug"] for name, d in docs.items() if name.startswith("dashboards/"))
+
+    ids = _dataset_ids(session, url, dataset_uuids)
+    if len(ids) < len(dataset_uuids):
+        # First import: datasets get their ids now; the second import writes them into each
+        # chart's query_context (see bundle.with_dataset_ids).
+        _post_import(session, url, bundle)
+        ids = _dataset_ids(session, url, dataset_uuids)
+    _post_import(session, url, with_dataset_ids(bundle, ids))
+
+    dash = session.get(f"{url}/api/v1/dashboard/{slug}", timeout=30)
+    dash.raise_for_status()
+    charts = session.get(f"{url}/api/v1/dashboard/{slug}/charts", timeout=30)
+    charts.raise_for_status()
+    return {
+        "dashboard_id": dash.json()["result"]["id"],
+        "url": f"{url}/superset/dashboard/{slug}/",
+        "chart_count": len(charts.json()["result"]),
+        "dataset_ids": ids,
+        "seconds": round(time.monotonic() - started, 2),
+    }
+
+
+def invalidate_cache(url: str) -> int:
+    """Drop cached chart data of the dashboard's datasets; returns how many datasets were cleared.
+
+    Works because superset_config.py records cache keys in the metadata DB and keeps the data
+    cache in CACHE_CONFIG's store (otherwise Superset answers 201 and deletes nothing).
+    """
+    url = url.rstrip("/")
+    session = superset_session(url)
+    uuids = [stable_uuid("dataset", key) for key in load_spec()["datasets"]]
+    ids = _dataset_ids(session, url, uuids)
+    if not ids:
+        return 0
+    resp = session.post(
+        f"{url}/api/v1/cachekey/invalidate",
+        json={"datasource_uids": [f"{i}__table" for i in ids.values()]},
+        timeout=30,
+    )
+    if resp.status_code not in (200, 201):
+        raise SupersetError(f"cache invalidation failed ({resp.status_code}): {resp.text[:300]}")
+    return len(ids)
+
+
+def _bundle_docs(bundle: bytes) -> dict[str, dict[str, Any]]:
+    with zipfile.ZipFile(io.BytesIO(bundle)) as zf:
+        return {name.split("/", 1)[1]: yaml.safe_load(zf.read(name)) for name in zf.namelist()}
+
+
+def _dataset_ids(session: requests.Session, url: str, uuids: list[str]) -> dict[str, int]:
+    """Superset ids of the datasets with these UUIDs (absent ones are left out)."""
+    wanted, found, page = set(uuids), {}, 0
+    while True:
+        resp = session.get(
+            f"{url}/api/v1/dataset/",
+            params={"q": f"(columns:!(id,uuid),page:{page},page_size:100)"},
+            timeout=30,
+        )
+        resp.raise_for_status()
+        rows = resp.json()["result"]
+        found.update({r["uuid"]: r["id"] for r in rows if r["uuid"] in wanted})
+        if len(rows) < 100 or len(found) == len(wanted):
+            return found
+        page += 1
+
+
+def _post_import(session: requests.Session, url: str, bundle: bytes) -> None:
+    resp = session.post(
+        f"{url}/api/v1/dashboard/import/",
+        files={"formData": ("akko_banking_fraud.zip", bundle, "application/zip")},
+        data={"overwrite": "true", "passwords": "{}"},
+        timeout=120,
+    )
+    if resp.status_code != 200:
+        raise SupersetError(
+            f"dashboard import failed ({resp.status_code}): {resp.text[:500]} "
+            "(Superset puts the reason of a 500 only in AKKO_HOME/superset/superset.log)"
+        )

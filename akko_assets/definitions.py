@@ -1,0 +1,23 @@
+"""The one Definitions object: every stage's assets, checks, jobs, sensors and resources."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from akko_assets.ingest import assets as ingest_assets
+from akko_assets.lakehouse import assets as lakehouse_assets
+from akko_assets.marts import assets as marts_assets
+from akko_assets.resources import build_resources
+
+banking_fraud_demo = dg.define_asset_job(
+    "banking_fraud_demo",
+    selection=dg.AssetSelection.all(),
+    description="The whole flow: seed → Iceberg → dbt marts → model → enrichment → catalog → dashboard.",
+)
+
+defs = dg.Definitions(
+    assets=dg.load_assets_from_modules([ingest_assets, lakehouse_assets, marts_assets]),
+    asset_checks=dg.load_asset_checks_from_modules([lakehouse_assets]),
+    jobs=[banking_fraud_demo],
+    resources=build_resources(),
+)

@@ -1,0 +1,96 @@
+"""CLI entry points of the governed read path (the lead wires them into Typer as `akko sql` / `akko token`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import sys
+from typing import Any, Callable, Sequence
+
+import duckdb
+
+from akko_assets.governance.errors import AccessDenied, QueryError
+from akko_assets.governance.executor import GovernedExecutor, QueryResult
+from akko_assets.governance.identity import Identity, identity_for_user, issue_token, verify_token
+from akko_assets.governance.policy import PolicyEngine
+
+EXIT_OK, EXIT_ERROR, EXIT_DENIED = 0, 1, 2
+
+
+def _json_value(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, (bytes, bytearray)):
+        return value.hex()
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    return str(value)
+
+
+def format_table(result: QueryResult) -> str:
+    """A plain aligned text table (what `akko sql` prints without --json)."""
+    cells = [["NULL" if v is None else str(v) for v in row] for row in result.rows]
+    widths = [len(c) for c in result.columns]
+    for row in cells:
+        widths = [max(w, len(v)) for w, v in zip(widths, row)]
+    line = lambda values: " | ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()  # noqa: E731
+    out = [line(result.columns), "-+-".join("-" * w for w in widths)]
+    out += [line(row) for row in cells]
+    out.append(f"({len(cells)} row{'s' if len(cells) != 1 else ''})")
+    return "\n".join(out)
+
+
+def resolve_identity(user: str | None, token: str | None) -> Identity:
+    """`--token` is verified like any bearer token; `--user` is the local shortcut (realm lookup)."""
+    if bool(user) == bool(token):
+        raise AccessDenied("give exactly one of --user NAME or --token JWT")
+    if token:
+        return verify_token(token)
+    assert user is not None
+    return identity_for_user(user)
+
+
+def run_sql_command(
+    sql: str,
+    user: str | None = None,
+    token: str | None = None,
+    as_json: bool = False,
+    *,
+    connect: Callable[[], duckdb.DuckDBPyConnection] | None = None,
+    policy: PolicyEngine | None = None,
+    limit: int | None = None,
+    extra_tables: Sequence[str] = (),
+) -> int:
+    """Run one governed SELECT and print it; 0 = ok, 2 = denied (one line on stderr), 1 = query error."""
+    try:
+        identity = resolve_identity(user, token)
+        if connect is None:
+            # Imported here: the curated-layer engine belongs to resources/ and is heavy to import.
+            from akko_assets.resources.engine import connect_curated
+
+            connect = connect_curated
+        executor = GovernedExecutor(connect, policy or PolicyEngine(), extra_tables=extra_tables)
+        result = executor.execute(sql, identity, limit=limit)
+    except AccessDenied as exc:
+        print(f"denied: {exc}", file=sys.stderr)
+        return EXIT_DENIED
+    except QueryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if as_json:
+        print(json.dumps({"columns": result.columns, "rows": [[_json_value(v) for v in row] for row in result.rows]}))
+    else:
+        print(format_table(result))
+    return EXIT_OK
+
+
+def token_command(user: str, audience: str = "trino") -> str:
+    """A signed Keycloak-shaped token for a realm user (`akko token --user carol`)."""
+    return issue_token(user, audience=audience)

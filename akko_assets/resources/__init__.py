@@ -1,0 +1,91 @@
+"""Dagster resources: every piece of I/O goes through one of these, configured from the
+environment via akko_assets.settings, so the k8s profile swaps values, not code."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import psycopg
+from pyiceberg.catalog import Catalog
+
+from akko_assets.settings import Settings, ensure_home, load_settings
+
+
+class AkkoSettingsResource(dg.ConfigurableResource):
+    """The settings in force for a run (read from the environment when the run starts)."""
+
+    def get(self) -> Settings:
+        settings = load_settings()
+        ensure_home(settings)
+        return settings
+
+
+class PostgresResource(dg.ConfigurableResource):
+    dsn: str
+
+    @contextlib.contextmanager
+    def connect(self, autocommit: bool = False) -> Iterator[psycopg.Connection]:
+        from akko_assets.resources.postgres import connect
+
+        with connect(self.dsn, autocommit=autocommit) as conn:
+            yield conn
+
+
+class IcebergResource(dg.ConfigurableResource):
+    """The Iceberg catalog (SqlCatalog in PostgreSQL locally, Polaris REST on k8s)."""
+
+    def catalog(self) -> Catalog:
+        from akko_assets.lakehouse.catalog import open_catalog
+
+        return open_catalog(load_settings())
+
+    def engine(self) -> duckdb.DuckDBPyConnection:
+        """A fresh in-memory DuckDB with the curated Iceberg tables as views."""
+        from akko_assets.resources.engine import connect_curated
+
+        return connect_curated(load_settings())
+
+
+def dbt_environment(settings: Settings) -> dict[str, str]:
+    """Environment for the dbt subprocess: target, DuckDB path and the Iceberg catalog for the plugin."""
+    from akko_assets.lakehouse.catalog import catalog_properties
+
+    env = {
+        "AKKO_DBT_TARGET": "k8s" if settings.profile == "k8s" else "local",
+        "AKKO_DBT_DUCKDB_PATH": str(settings.home / "dbt" / "akko.duckdb"),
+    }
+    for key, value in catalog_properties(settings).items():
+        env["PYICEBERG_CATALOG__AKKO__" + key.upper().replace(".", "__").replace("-", "_")] = value
+    return env
+
+
+def apply_dbt_environment(settings: Settings) -> Path:
+    env = dbt_environment(settings)
+    os.environ.update(env)
+    path = Path(env["AKKO_DBT_DUCKDB_PATH"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def build_resources() -> dict[str, object]:
+    from dagster_dbt import DbtCliResource
+
+    from akko_assets.marts.project import dbt_project
+
+    settings = load_settings()
+    # The dbt next to this interpreter, so the venv need not be activated (PATH may lack it).
+    dbt_executable = str(Path(sys.executable).with_name("dbt"))
+    return {
+        "settings": AkkoSettingsResource(),
+        "postgres": PostgresResource(dsn=settings.pg_dsn),
+        "iceberg": IcebergResource(),
+        "dbt": DbtCliResource(
+            project_dir=dbt_project(), profiles_dir=str(dbt_project().project_dir), dbt_executable=dbt_executable
+        ),
+    }
