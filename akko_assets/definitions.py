@@ -7,6 +7,7 @@ import dagster as dg
 from akko_assets.ingest import assets as ingest_assets
 from akko_assets.lakehouse import assets as lakehouse_assets
 from akko_assets.marts import assets as marts_assets
+from akko_assets.orchestration import JOBS, SCHEDULES, SENSORS
 from akko_assets.resources import build_resources
 
 banking_fraud_demo = dg.define_asset_job(
@@ -18,6 +19,8 @@ banking_fraud_demo = dg.define_asset_job(
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules([ingest_assets, lakehouse_assets, marts_assets]),
     asset_checks=dg.load_asset_checks_from_modules([lakehouse_assets]),
-    jobs=[banking_fraud_demo],
+    jobs=[banking_fraud_demo, *JOBS],
+    sensors=SENSORS,
+    schedules=SCHEDULES,
     resources=build_resources(),
 )

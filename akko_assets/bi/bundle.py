@@ -103,8 +103,29 @@ def with_dataset_ids(bundle: bytes, dataset_ids: Mapping[str, int]) -> bytes:
     return _zip(out)
 
 
-def query_context_dataset_id(chart_yaml: Mapping[str, Any]) -> int:
-    return int(json.loads(chart_yaml["query_context"])["datasource"]["id"])
+# Superset model name -> bundle folders its import endpoint reads. A dashboard import never
+# overwrites the charts, datasets or databases it contains, so provisioning imports each level
+# through its own endpoint with overwrite=true, bottom-up.
+IMPORT_LEVELS = {
+    "Database": ("databases/",),
+    "SqlaTable": ("databases/", "datasets/"),
+    "Slice": ("databases/", "datasets/", "charts/"),
+    "Dashboard": ("databases/", "datasets/", "charts/", "dashboards/"),
+}
+
+
+def sub_bundle(bundle: bytes, model: str) -> bytes:
+    """The part of `bundle` one import endpoint takes, with metadata.yaml typed for it."""
+    folders = IMPORT_LEVELS[model]
+    out: dict[str, dict[str, Any]] = {}
+    with zipfile.ZipFile(io.BytesIO(bundle)) as zf:
+        for name in zf.namelist():
+            rel = name.split("/", 1)[1]
+            if rel == "metadata.yaml":
+                out[rel] = {**yaml.safe_load(zf.read(name)), "type": model}
+            elif rel.startswith(folders):
+                out[rel] = yaml.safe_load(zf.read(name))
+    return _zip(out)
 
 
 # -- documents -----------------------------------------------------------------------------
@@ -191,7 +212,7 @@ def _column(name: str, col_type: str, expression: str | None = None) -> dict[str
 
 def _dataset(key: str, ds: Mapping[str, Any], db_uuid: str) -> dict[str, Any]:
     columns = [_column(n, t) for n, t in _dataset_columns(ds).items()]
-    columns += [_column(n, "DOUBLE", expr) for n, expr in ds.get("calculated_columns", {}).items()]
+    columns += [_column(n, c["type"], c["expression"]) for n, c in ds.get("calculated_columns", {}).items()]
     metrics = [
         {
             "metric_name": name,
@@ -317,8 +338,12 @@ def _chart_body(chart: Mapping[str, Any], ds: Mapping[str, Any]) -> tuple[str, d
             "truncate_metric": True,
             "order_desc": True,
             "zoomable": False,
-            "x_axis_title_margin": 15,
+            "x_axis_title": chart.get("x_title", ""),
+            "x_axis_title_margin": 30 if chart.get("x_title") else 15,
             "y_axis_title_margin": 15,
+            # Numeric bands (amount_band) are categories on the axis, in numeric order.
+            "xAxisForceCategorical": True,
+            "label_colors": dict(chart.get("colors", {})),
         }
         post = []
         if stack:
@@ -371,24 +396,6 @@ def _chart_body(chart: Mapping[str, Any], ds: Mapping[str, Any]) -> tuple[str, d
             for metric in (bars, line)
         ]
         return "mixed_timeseries", params, queries
-    if kind == "histogram":
-        column, bins = chart["column"], int(chart["bins"])
-        params = {
-            "column": column,
-            "groupby": [],
-            "bins": bins,
-            "normalize": False,
-            "cumulative": False,
-            "row_limit": 100000,
-            "x_axis_title": "Amount",
-            "y_axis_title": "Transactions",
-            "x_axis_format": ",.0f",
-            "y_axis_format": ",d",
-            "show_legend": False,
-            "show_value": False,
-        }
-        post = [{"operation": "histogram", "options": {"column": column, "groupby": [], "bins": bins, "cumulative": False, "normalize": False}}]
-        return "histogram_v2", params, [_query(columns=[column], metrics=None, row_limit=100000, post_processing=post)]
     if kind == "table":
         columns, order, limit = list(chart["columns"]), chart["order_by"], int(chart["limit"])
         where = chart.get("where")
@@ -416,7 +423,7 @@ def _chart_body(chart: Mapping[str, Any], ds: Mapping[str, Any]) -> tuple[str, d
             filters = [{"col": where, "op": "IS TRUE"}]
         query = _query(columns=columns, metrics=None, orderby=[[order, False]], row_limit=limit, filters=filters)
         return "table", params, [query]
-    raise ValueError(f"chart kind {kind!r} is unknown: use kpi, bar, daily, histogram or table")
+    raise ValueError(f"chart kind {kind!r} is unknown: use kpi, bar, daily or table")
 
 
 def _chart(key: str, chart: Mapping[str, Any], ds: Mapping[str, Any]) -> dict[str, Any]:
@@ -509,7 +516,8 @@ def _dashboard(spec: Mapping[str, Any]) -> dict[str, Any]:
             "color_scheme": "supersetColors",
             "refresh_frequency": 0,
             "expanded_slices": {},
-            "label_colors": {},
+            # Dashboard-level colours win over chart-level ones, so fixed series colours live here.
+            "label_colors": {k: v for chart in charts.values() for k, v in chart.get("colors", {}).items()},
             "timed_refresh_immune_slices": [],
             "cross_filters_enabled": False,
             "default_filters": "{}",

@@ -11,7 +11,7 @@ from typing import Any
 import requests
 import yaml
 
-from akko_assets.bi.bundle import load_spec, stable_uuid, with_dataset_ids
+from akko_assets.bi.bundle import load_spec, stable_uuid, sub_bundle, with_dataset_ids
 from akko_assets.bi.server import SupersetError, admin_credentials, is_healthy
 
 
@@ -48,7 +48,10 @@ def superset_session(url: str) -> requests.Session:
 
 
 def import_dashboard(url: str, bundle_path: Path) -> dict[str, Any]:
-    """Import (overwrite) the bundle; idempotent because every object has a stable UUID.
+    """Import the bundle with overwrite; idempotent because every object has a stable UUID.
+
+    Databases, datasets, charts and the dashboard are imported in that order through their own
+    endpoints, so changes to any of them in superset_assets/ reach Superset on re-import.
 
     Returns dashboard_id, url, chart_count, dataset_ids and seconds.
     """
@@ -60,13 +63,17 @@ def import_dashboard(url: str, bundle_path: Path) -> dict[str, Any]:
     dataset_uuids = [d["uuid"] for name, d in docs.items() if name.startswith("datasets/")]
     slug = next(d["slug"] for name, d in docs.items() if name.startswith("dashboards/"))
 
+    _post_import(session, url, "database", sub_bundle(bundle, "Database"))
+    _post_import(session, url, "dataset", sub_bundle(bundle, "SqlaTable"))
     ids = _dataset_ids(session, url, dataset_uuids)
-    if len(ids) < len(dataset_uuids):
-        # First import: datasets get their ids now; the second import writes them into each
-        # chart's query_context (see bundle.with_dataset_ids).
-        _post_import(session, url, bundle)
-        ids = _dataset_ids(session, url, dataset_uuids)
-    _post_import(session, url, with_dataset_ids(bundle, ids))
+    missing = set(dataset_uuids) - set(ids)
+    if missing:
+        raise SupersetError(f"datasets {sorted(missing)} are missing after import: see AKKO_HOME/superset/superset.log")
+    # The chart data endpoint runs each chart's saved query_context, which names the dataset by
+    # id; ids exist only now, so they are written in before the charts are imported.
+    bundle = with_dataset_ids(bundle, ids)
+    _post_import(session, url, "chart", sub_bundle(bundle, "Slice"))
+    _post_import(session, url, "dashboard", sub_bundle(bundle, "Dashboard"))
 
     dash = session.get(f"{url}/api/v1/dashboard/{slug}", timeout=30)
     dash.raise_for_status()
@@ -125,15 +132,15 @@ def _dataset_ids(session: requests.Session, url: str, uuids: list[str]) -> dict[
         page += 1
 
 
-def _post_import(session: requests.Session, url: str, bundle: bytes) -> None:
+def _post_import(session: requests.Session, url: str, resource: str, bundle: bytes) -> None:
     resp = session.post(
-        f"{url}/api/v1/dashboard/import/",
+        f"{url}/api/v1/{resource}/import/",
         files={"formData": ("akko_banking_fraud.zip", bundle, "application/zip")},
         data={"overwrite": "true", "passwords": "{}"},
         timeout=120,
     )
     if resp.status_code != 200:
         raise SupersetError(
-            f"dashboard import failed ({resp.status_code}): {resp.text[:500]} "
+            f"{resource} import failed ({resp.status_code}): {resp.text[:500]} "
             "(Superset puts the reason of a 500 only in AKKO_HOME/superset/superset.log)"
         )

@@ -105,14 +105,22 @@ def _parse(sql: str) -> exp.Expression:
     try:
         statements = [s for s in sqlglot.parse(sql, read=DIALECT) if s is not None]
     except SqlglotError as exc:
-        raise AccessDenied(f"the query is not valid SQL: {_one_line(str(exc).splitlines()[0] if str(exc) else exc)}") from None
+        errors = getattr(exc, "errors", None) or [{}]
+        first = errors[0]
+        where = f" (line {first['line']}, column {first['col']})" if "line" in first else ""
+        detail = first.get("description") or str(exc).splitlines()[0]
+        raise AccessDenied(f"the query is not valid SQL: {_one_line(detail, 120)}{where}") from None
     finally:
         sqlglot_log.setLevel(previous)
     if len(statements) != 1:
         raise AccessDenied(f"exactly one SELECT statement is allowed, got {len(statements)}")
     root = statements[0]
     if not isinstance(root, (exp.Select, exp.SetOperation, exp.Subquery)):
-        kind = root.key.upper() if isinstance(root, exp.Expression) else type(root).__name__
+        # sqlglot parses what it does not know (LOAD, CALL, CHECKPOINT, ...) as a Command or a
+        # bare column: name the statement by its first word then.
+        kind = root.key.upper()
+        if isinstance(root, (exp.Command, exp.Column, exp.Identifier)):
+            kind = (sql.split() or ["?"])[0].upper()
         raise AccessDenied(f"only SELECT queries are allowed, got {kind}")
     return root
 

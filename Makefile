@@ -1,0 +1,47 @@
+# Two commands matter on a fresh machine: `make demo` and `make test`. Everything else is a step of them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+AKKO_HOME ?= $(CURDIR)/.akko
+export AKKO_HOME
+
+.PHONY: setup demo test ui bench bench-scale mlflow-ui aden superset airflow clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Re-install only when the dependencies change.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+dbt/target/manifest.json: $(VENV)/.installed $(wildcard dbt/models/*/*) dbt/dbt_project.yml
+	cd dbt && ../$(BIN)/dbt parse --profiles-dir . --quiet
+
+setup: $(VENV)/.installed dbt/target/manifest.json
+
+superset: setup
+	bash scripts/setup_superset.sh
+
+airflow: setup
+	bash scripts/setup_airflow.sh
+
+demo: setup
+	$(BIN)/akko services up
+	$(BIN)/akko demo
+
+test: setup superset airflow
+	$(BIN)/python -m pytest -q
+
+ui: setup
+	DAGSTER_HOME=$(AKKO_HOME)/dagster $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+bench: setup
+	$(BIN)/python -m bench.run_bench
+
+mlflow-ui: setup
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(AKKO_HOME)/mlflow/mlflow.db --host 127.0.0.1 --port 5000
+
+clean:
+	rm -rf $(AKKO_HOME) dbt/target dbt/logs

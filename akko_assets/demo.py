@@ -1,0 +1,89 @@
+"""`akko demo`: run the whole graph once in process against a persistent Dagster instance (so the
+run also shows in the UI) and print what a newcomer wants to know: rows, seconds, where to look."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import defaultdict
+
+from akko_assets.settings import Settings
+
+
+def prepare_instance(settings: Settings):
+    import dagster as dg
+
+    try:
+        from akko_assets.orchestration.instance import prepare_dagster_home
+    except ImportError:  # the orchestration stage provides the full instance config
+        prepare_dagster_home = None
+    if prepare_dagster_home is not None:
+        home = prepare_dagster_home(settings)
+    else:
+        home = settings.home / "dagster"
+        home.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("DAGSTER_HOME", str(home))
+    return dg.DagsterInstance.get()
+
+
+def _step_seconds(result) -> dict[str, float]:
+    starts, seconds = {}, {}
+    for event in result.all_events:
+        if event.event_type_value == "STEP_START":
+            starts[event.step_key] = event.timestamp if hasattr(event, "timestamp") else time.time()
+        elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and event.step_key in starts:
+            seconds[event.step_key] = event.timestamp - starts[event.step_key]
+    return seconds
+
+
+def run_demo(settings: Settings, rows: int | None = None) -> int:
+    from akko_assets.resources.postgres import SourceUnavailable
+    from akko_assets.services import ServiceError, up
+
+    try:
+        print(up(settings))
+    except (ServiceError, SourceUnavailable) as exc:
+        print(f"error: {exc}")
+        return 1
+    instance = prepare_instance(settings)
+    from akko_assets.definitions import defs
+
+    job = defs.resolve_job_def("banking_fraud_demo")
+    run_config = {"ops": {"postgres__raw_transactions": {"config": {"rows": rows}}}} if rows else None
+    started = time.perf_counter()
+    result = job.execute_in_process(instance=instance, run_config=run_config, raise_on_error=False)
+    total = time.perf_counter() - started
+
+    rows_by_asset: dict[str, object] = {}
+    checks: dict[str, list[str]] = defaultdict(list)
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_MATERIALIZATION":
+            mat = event.event_specific_data.materialization
+            count = mat.metadata.get("dagster/row_count")
+            rows_by_asset[mat.asset_key.to_user_string()] = count.value if count is not None else "-"
+        elif event.event_type_value == "ASSET_CHECK_EVALUATION":
+            ev = event.event_specific_data
+            checks[ev.asset_key.to_user_string()].append(f"{ev.check_name}:{'ok' if ev.passed else 'FAILED'}")
+    seconds = _step_seconds(result)
+    print()
+    print(f"AKKO Banking Fraud demo: run {result.run_id} {'succeeded' if result.success else 'FAILED'} in {total:.1f} s")
+    print(f"{'asset':45} {'rows':>10}")
+    for key, count in rows_by_asset.items():
+        print(f"{key:45} {count!s:>10}")
+    print()
+    print(f"{'step':45} {'seconds':>10}")
+    for step, secs in seconds.items():
+        print(f"{step:45} {secs:10.2f}")
+    failed_checks = [c for cs in checks.values() for c in cs if c.endswith("FAILED")]
+    print()
+    print(f"asset checks: {sum(len(c) for c in checks.values())} evaluated, {len(failed_checks)} failed {failed_checks or ''}")
+    print()
+    print("Next:")
+    print("  make ui         # Dagster UI on http://127.0.0.1:3000 (this run is in its history)")
+    print("  akko sql \"SELECT region, count(*) FROM marts.fct_transactions GROUP BY 1\" --user carol")
+    if not result.success:
+        for event in result.all_events:
+            if event.event_type_value == "STEP_FAILURE":
+                err = event.event_specific_data.error
+                print(f"failed step {event.step_key}: {err.message.strip().splitlines()[-1] if err else ''}")
+    return 0 if result.success else 1
