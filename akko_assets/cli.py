@@ -102,8 +102,12 @@ def sql(
 def token_cmd(user: str = typer.Option(..., help="Realm user, e.g. carol.")) -> None:
     """Print a locally signed JWT (Keycloak's shape) for a realm user."""
     from akko_assets.governance.cli import token_command
+    from akko_assets.governance.errors import AccessDenied
 
-    typer.echo(token_command(user))
+    try:
+        typer.echo(token_command(user))
+    except AccessDenied as exc:
+        _fail(str(exc), code=2)
 
 
 @superset_app.command("up")
@@ -129,12 +133,16 @@ def superset_status() -> None:
 
 
 @app.command("trino-udfs")
-def trino_udfs(out: str = typer.Option("-", help="File for the CREATE FUNCTION statements ('-' = stdout).")) -> None:
+def trino_udfs(
+    out: str = typer.Option("-", help="File for the CREATE FUNCTION statements ('-' = stdout)."),
+    catalog: str = typer.Option("udf", help="Trino catalog that stores functions (memory or hive connector)."),
+    schema: str = typer.Option("akko", help="Schema inside that catalog."),
+) -> None:
     """Write Trino CREATE FUNCTION statements for akko_ai_anomaly / akko_ai_sentiment (production model embedded)."""
     from akko_assets.enrich.udfs import production_model_data
     from trino_udfs.trino_sql import trino_create_function_statements
 
-    statements = trino_create_function_statements(production_model_data(_settings()))
+    statements = trino_create_function_statements(production_model_data(_settings()), catalog=catalog, schema=schema)
     text = ";\n\n".join(statements) + ";\n"
     if out == "-":
         sys.stdout.write(text)

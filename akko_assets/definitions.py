@@ -6,7 +6,9 @@ import dagster as dg
 
 from akko_assets.ingest import assets as ingest_assets
 from akko_assets.lakehouse import assets as lakehouse_assets
+from akko_assets.enrich import assets as enrich_assets
 from akko_assets.marts import assets as marts_assets
+from akko_assets.ml import assets as ml_assets
 from akko_assets.orchestration import JOBS, SCHEDULES, SENSORS
 from akko_assets.resources import build_resources
 
@@ -17,8 +19,8 @@ banking_fraud_demo = dg.define_asset_job(
 )
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([ingest_assets, lakehouse_assets, marts_assets]),
-    asset_checks=dg.load_asset_checks_from_modules([lakehouse_assets]),
+    assets=dg.load_assets_from_modules([ingest_assets, lakehouse_assets, marts_assets, ml_assets, enrich_assets]),
+    asset_checks=dg.load_asset_checks_from_modules([lakehouse_assets, ml_assets]),
     jobs=[banking_fraud_demo, *JOBS],
     sensors=SENSORS,
     schedules=SCHEDULES,

@@ -331,7 +331,7 @@ def _chart_body(chart: Mapping[str, Any], ds: Mapping[str, Any]) -> tuple[str, d
             "stack": "Stack" if stack else None,
             "show_legend": bool(stack),
             "legendOrientation": "top",
-            "show_value": not stack,
+            "show_value": bool(chart.get("show_value", not stack)),
             "y_axis_format": _fmt(ds, metric),
             "rich_tooltip": True,
             "row_limit": 1000,

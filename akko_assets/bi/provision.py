@@ -11,8 +11,10 @@ from typing import Any
 import requests
 import yaml
 
-from akko_assets.bi.bundle import load_spec, stable_uuid, sub_bundle, with_dataset_ids
-from akko_assets.bi.server import SupersetError, admin_credentials, is_healthy
+from akko_assets.bi.bundle import build_bundle, load_spec, stable_uuid, sub_bundle, with_dataset_ids
+from akko_assets.bi.server import SupersetError, admin_credentials, is_healthy, superset_url
+from akko_assets.bi.serving import serving_db_path
+from akko_assets.settings import Settings, load_settings
 
 
 class SupersetUnreachableError(SupersetError):
@@ -86,6 +88,17 @@ def import_dashboard(url: str, bundle_path: Path) -> dict[str, Any]:
         "dataset_ids": ids,
         "seconds": round(time.monotonic() - started, 2),
     }
+
+
+def provision_dashboard(url: str | None = None, settings: Settings | None = None) -> dict[str, Any]:
+    """Build the bundle for this installation's serving file and import it (the bi asset's body)."""
+    settings = settings or load_settings()
+    url = url or superset_url()
+    serving = serving_db_path(settings)
+    if not serving.exists():
+        raise SupersetError(f"{serving} does not exist: publish the serving DuckDB file (bi stage) before the dashboard")
+    bundle = build_bundle(settings.home / "superset" / "akko_banking_fraud_bundle.zip", serving)
+    return import_dashboard(url, bundle.path)
 
 
 def invalidate_cache(url: str) -> int:

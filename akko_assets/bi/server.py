@@ -162,7 +162,7 @@ def _env(home: Path) -> dict[str, str]:
 
 def _run(cmd: list[str], env: dict[str, str], home: Path) -> None:
     home.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(cmd, env=env, cwd=home, capture_output=True, text=True)
+    result = subprocess.run(cmd, env=env, cwd=home, capture_output=True, text=True, check=False)
     with open(home / "setup.log", "a") as fh:
         fh.write(f"$ {' '.join(cmd[:3])}\n{result.stdout}{result.stderr}\n")
     if result.returncode != 0:
@@ -177,7 +177,7 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    # A zombie (exited child not yet reaped) counts as gone.
+    # A zombie (exited child not yet reaped) counts as gone; /proc exists on Linux only.
     try:
         return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
     except (OSError, IndexError):
@@ -197,11 +197,10 @@ def _live_pid(home: Path) -> int | None:
         pid = int((home / "superset.pid").read_text().strip())
     except (OSError, ValueError):
         return None
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
+    if not _alive(pid):
         return None
-    if "superset.app:create_app" not in cmdline or not _alive(pid):
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if cmdline.exists() and b"superset.app:create_app" not in cmdline.read_bytes():
         return None
     return pid
 

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import duckdb
 import sqlglot
@@ -50,7 +51,7 @@ DENIED_FUNCTIONS = frozenset(
         "json_execute_serialized_sql", "sql_auto_complete", "which_secret", "checkpoint",
         "force_checkpoint", "summary", "test_all_types", "test_vector_types", "arrow_scan",
         "arrow_scan_dumb", "seq_scan", "index_scan", "load_aws_credentials", "st_read",
-        "st_read_meta", "st_drivers", "current_schemas", "get_current_timestamp_ns",
+        "st_read_meta", "st_drivers", "current_schemas", "nextval", "currval",
     }
 )
 DENIED_FUNCTION_PREFIXES = (
@@ -71,8 +72,10 @@ _DENIED_NODES = tuple(getattr(exp, n) for n in _DENIED_NODE_NAMES if hasattr(exp
 _MOVABLE_TABLE_ARGS = ("pivots", "joins", "laterals", "sample")
 _PLAIN_TABLE_ARGS = frozenset({"this", "db", "catalog", "alias", *_MOVABLE_TABLE_ARGS})
 _CTE_PREFIX = "_akko_cte_"
+# Alias of the base table inside each governed subquery. Policy expressions are qualified with it so
+# a column the table lacks is an error, never a silent bind to a column of the user's outer query.
+_BASE_ALIAS = "_akko_base"
 
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,14 @@ def _policy_expression(sql: str) -> exp.Expression:
     return expression
 
 
+def _qualified(expression: exp.Expression) -> exp.Expression:
+    """A copy of a policy expression with every column bound to the governed base table."""
+    copy = expression.copy()
+    for column in copy.find_all(exp.Column):
+        column.set("table", exp.to_identifier(_BASE_ALIAS))
+    return copy
+
+
 def _visible_cte(table: exp.Table) -> exp.CTE | None:
     """The CTE an unqualified table name refers to, by SQL scoping, or None for a base table."""
     name = table.name.lower()
@@ -198,6 +209,7 @@ class GovernedExecutor:
             policy.add_governed_tables(extra)
         self.search_path = tuple(s.lower() for s in search_path)
         self._columns: dict[str, tuple[float, tuple[tuple[str, str], ...]]] = {}
+        self._subqueries: dict[tuple[Any, ...], tuple[Any, exp.Select]] = {}
 
     # -- public API ------------------------------------------------------------------------------
 
@@ -207,7 +219,7 @@ class GovernedExecutor:
 
         def connection() -> duckdb.DuckDBPyConnection:
             if not holder:
-                holder.append(self._connect())
+                holder.append(self._open())
             return holder[0]
 
         try:
@@ -221,13 +233,16 @@ class GovernedExecutor:
             raise ValueError(f"limit must be positive or None, got {limit}")
         if not identity.roles:
             raise AccessDenied(f"user {identity.user!r} has no akko role")
-        con = self._connect()
+        con = self._open()
         try:
             rewritten = self._rewrite(sql, identity, lambda: con)
             try:
                 cursor = con.execute(rewritten)
                 columns = [d[0] for d in cursor.description or []]
-                rows = cursor.fetchmany(limit) if limit is not None else cursor.fetchall()
+                if limit is None:
+                    rows = cursor.fetchall()
+                else:
+                    rows = cursor.fetchmany(limit) if limit > 0 else []
             except duckdb.Error as exc:
                 raise QueryError(f"query failed: {_one_line(str(exc).splitlines()[0])}") from None
             return QueryResult(columns=columns, rows=[tuple(r) for r in rows])
@@ -235,6 +250,12 @@ class GovernedExecutor:
             con.close()
 
     # -- internals -------------------------------------------------------------------------------
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        try:
+            return self._connect()
+        except Exception as exc:  # any failure to reach the curated layer is one clear line
+            raise QueryError(f"cannot open the curated layer: {_one_line(str(exc).splitlines()[0] if str(exc) else repr(exc))}") from None
 
     def _table_columns(self, schema: str, table: str, connection: Callable[[], duckdb.DuckDBPyConnection]) -> tuple[tuple[str, str], ...]:
         key = f"{schema}.{table}"
@@ -252,7 +273,7 @@ class GovernedExecutor:
 
     def _resolve(self, table: exp.Table) -> tuple[str, str]:
         """(schema, table) of a governed base table, or AccessDenied."""
-        written = table.sql(DIALECT, comments=False).split(" AS ")[0]
+        written = ".".join(part for part in (table.catalog, table.db, table.name) if part)
         if table.catalog:
             raise AccessDenied(f"catalog-qualified table {written} is not allowed: write schema.table")
         schema, name = table.db.lower(), table.name.lower()
@@ -279,15 +300,24 @@ class GovernedExecutor:
     ) -> exp.Subquery:
         columns = self._table_columns(schema, name, connection)
         policy = self.policy.table_policy(identity, schema, name, columns)
-        projections: list[exp.Expression] = []
-        for column, _type in columns:
-            if column in policy.masks:
-                projections.append(exp.alias_(_policy_expression(policy.masks[column]).copy(), column, quoted=True))
-            else:
-                projections.append(exp.column(column, quoted=True))
-        inner = exp.select(*projections).from_(exp.table_(name, db=schema, quoted=True))
-        if policy.row_filter:
-            inner = inner.where(_policy_expression(policy.row_filter).copy())
+        key = (identity.roles, schema, name, columns)
+        cached = self._subqueries.get(key)
+        if cached is None or cached[0] is not policy:
+            projections: list[exp.Expression] = []
+            for column, _type in columns:
+                if column in policy.masks:
+                    mask = _qualified(_policy_expression(policy.masks[column]))
+                    projections.append(exp.alias_(mask, column, quoted=True))
+                else:
+                    projections.append(exp.column(column, table=_BASE_ALIAS, quoted=True))
+            base = exp.table_(name, db=schema, quoted=True, alias=_BASE_ALIAS)
+            built = exp.select(*projections, copy=False).from_(base, copy=False)
+            if policy.row_filter:
+                built = built.where(_qualified(_policy_expression(policy.row_filter)), copy=False)
+            # Built once per (roles, table, columns) and policy answer; copied per use.
+            cached = (policy, built)
+            self._subqueries[key] = cached
+        inner = cached[1].copy()
         alias = table.args.get("alias")
         if alias is None:
             # Keep the written name as the alias so `fct_transactions.amount` still binds.
@@ -325,7 +355,7 @@ class GovernedExecutor:
             schema, name = self._resolve(table)
             base_refs.append((table, schema, name))
 
-        # Policies first (any denial stops before the tree is touched), then the rewrite.
+        # Policies and column lists first: a denial raises here and the parsed tree is dropped.
         replacements = [
             (table, self._governed_subquery(table, schema, name, identity, connection))
             for table, schema, name in base_refs

@@ -19,6 +19,9 @@ from akko_assets.settings import REPO_ROOT
 OPA_DIR = REPO_ROOT / "opa"
 PII_DATA_PATH = OPA_DIR / "data" / "pii.json"
 _RELATION_NODES = ("model", "seed", "snapshot")
+# Relations built outside dbt from a dbt relation, keeping its columns (the enrichment stage adds
+# scores to fct_transactions in one SQL statement): they inherit that relation's classification.
+DERIVED_RELATIONS = {"marts.enriched_transactions": "marts.fct_transactions"}
 # `pii: true` names no class: it becomes a class no role sees in clear (deny by default).
 UNSPECIFIED_CLASS = "unspecified"
 
@@ -49,8 +52,14 @@ def _columns(entry: dict[str, Any], relation: str) -> dict[str, str]:
     return found
 
 
-def generate_pii_data(manifest_path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a dbt manifest.json and return `{"akko": {"pii": {"tables": {"schema.table": {col: class}}}}}`."""
+def generate_pii_data(
+    manifest_path: str | os.PathLike[str], derived: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Read a dbt manifest.json and return `{"akko": {"pii": {"tables": {"schema.table": {col: class}}}}}`.
+
+    `derived` (default DERIVED_RELATIONS) maps relations built outside dbt to the dbt relation
+    they extend; they get its classification unless the manifest describes them itself.
+    """
     path = Path(manifest_path)
     try:
         manifest = json.loads(path.read_text())
@@ -77,6 +86,12 @@ def generate_pii_data(manifest_path: str | os.PathLike[str]) -> dict[str, Any]:
     for source in (manifest.get("sources") or {}).values():
         table = source.get("identifier") or source["name"]
         add(source["schema"], table, _columns(source, f"{source['schema']}.{table}"))
+
+    for relation, parent in (DERIVED_RELATIONS if derived is None else derived).items():
+        if parent.lower() in tables:
+            inherited = dict(tables[parent.lower()])
+            inherited.update(tables.get(relation.lower(), {}))
+            tables[relation.lower()] = inherited
 
     metadata = manifest.get("metadata") or {}
     return {

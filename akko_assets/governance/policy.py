@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import regorus
 
@@ -33,6 +34,12 @@ class TablePolicy:
     table: str  # schema.table, lower case
     masks: Mapping[str, str]  # column name (as in the table) -> SQL expression replacing it
     row_filter: str | None  # SQL boolean expression over the table's columns, None = all rows
+
+
+def _first_line(exc: Exception, limit: int = 200) -> str:
+    """regorus messages may carry a native stack trace: keep the human part, on one line."""
+    text = " ".join(str(exc).split("Stack backtrace")[0].split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _merge(into: dict[str, Any], doc: Mapping[str, Any]) -> None:
@@ -69,7 +76,7 @@ class PolicyEngine:
             for path in policies:
                 self._engine.add_policy_from_file(str(path))
         except Exception as exc:  # regorus raises plain exceptions for syntax errors
-            raise AccessDenied(f"the policies in {self.policy_dir} do not compile ({exc}); denying everything") from None
+            raise AccessDenied(f"the policies in {self.policy_dir} do not compile ({_first_line(exc)}); denying everything") from None
         self._lock = threading.Lock()
         self._cache: dict[tuple[Any, ...], TablePolicy] = {}
         self.add_governed_tables(extra_tables)
@@ -151,7 +158,7 @@ class PolicyEngine:
                     {"context": context, "action": {"operation": "GetRowFilters", "resource": {"table": table_resource}}},
                 )
         except Exception as exc:  # fail closed on anything the engine throws
-            raise AccessDenied(f"policy evaluation failed for {name} ({exc}); denying (fail closed)") from None
+            raise AccessDenied(f"policy evaluation failed for {name} ({_first_line(exc)}); denying (fail closed)") from None
 
         if allowed is not True:
             roles = ", ".join(sorted(identity.roles)) or "no akko role"

@@ -71,7 +71,7 @@ def build_sample_curated(con: duckdb.DuckDBPyConnection, rows: int = 400, custom
         status = STATUSES[(i // len(REGIONS)) % len(STATUSES)]  # every region x status pair occurs
         name = f"{FIRST_NAMES[i % len(FIRST_NAMES)]} {LAST_NAMES[(i * 7) % len(LAST_NAMES)]}"
         people.append((f"C{i:05d}", name, make_pan(rng), region, status))
-    start = dt.datetime(2026, 1, 5, tzinfo=dt.timezone.utc)
+    start = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)
     columns: dict[str, list] = {name: [] for name in TRANSACTION_SCHEMA.names}
     for n in range(rows):
         customer_id, name, pan, region, status = people[n % customers]

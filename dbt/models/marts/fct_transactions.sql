@@ -44,9 +44,10 @@ final as (
         -- features
         {{ hour_utc('ts') }} as hour_of_day,
         case when {{ hour_utc('ts') }} < 6 then 1 else 0 end as is_night,
+        -- rounded: parallel window sums differ in the last bits between runs; rebuilds must be identical
         case
             when customer_std_amount is null or customer_std_amount = 0 then 0.0
-            else (amount_value - customer_avg_amount) / customer_std_amount
+            else round((amount_value - customer_avg_amount) / customer_std_amount, 6)
         end as amount_zscore,
         txn_count_1h,
         txn_count_24h,

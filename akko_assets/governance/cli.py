@@ -6,7 +6,8 @@ import datetime as dt
 import decimal
 import json
 import sys
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import duckdb
 
@@ -40,7 +41,7 @@ def format_table(result: QueryResult) -> str:
     widths = [len(c) for c in result.columns]
     for row in cells:
         widths = [max(w, len(v)) for w, v in zip(widths, row)]
-    line = lambda values: " | ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()  # noqa: E731
+    line = lambda values: " | ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()
     out = [line(result.columns), "-+-".join("-" * w for w in widths)]
     out += [line(row) for row in cells]
     out.append(f"({len(cells)} row{'s' if len(cells) != 1 else ''})")
@@ -69,13 +70,16 @@ def run_sql_command(
     extra_tables: Sequence[str] = (),
 ) -> int:
     """Run one governed SELECT and print it; 0 = ok, 2 = denied (one line on stderr), 1 = query error."""
-    try:
-        identity = resolve_identity(user, token)
-        if connect is None:
+    if connect is None:
+        try:
             # Imported here: the curated-layer engine belongs to resources/ and is heavy to import.
             from akko_assets.resources.engine import connect_curated
-
-            connect = connect_curated
+        except ImportError as exc:
+            print(f"error: the curated SQL engine is not available ({exc}); run the pipeline setup first", file=sys.stderr)
+            return EXIT_ERROR
+        connect = connect_curated
+    try:
+        identity = resolve_identity(user, token)
         executor = GovernedExecutor(connect, policy or PolicyEngine(), extra_tables=extra_tables)
         result = executor.execute(sql, identity, limit=limit)
     except AccessDenied as exc:
