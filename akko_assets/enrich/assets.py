@@ -3,6 +3,7 @@
 import dagster as dg
 import pyarrow.compute as pc
 
+from akko_assets.errors import fails_clearly
 from akko_assets.enrich.udfs import enrich, production_model_data
 from akko_assets.lakehouse.catalog import publish_table
 from akko_assets.marts.publish import _iceberg_compatible
@@ -21,6 +22,7 @@ ENRICHED_KEY = dg.AssetKey(["marts", "enriched_transactions"])
     "calling akko_ai_anomaly(...) and akko_ai_sentiment(memo); published to Iceberg marts.enriched_transactions.",
     pool="iceberg_writer",
 )
+@fails_clearly
 def enriched_transactions(
     context: dg.AssetExecutionContext, settings: AkkoSettingsResource, iceberg: IcebergResource
 ) -> dg.MaterializeResult:

@@ -5,6 +5,7 @@ from typing import Literal, Optional
 
 import dagster as dg
 
+from akko_assets.errors import fails_clearly
 from akko_assets.ingest.seed import seed_transactions
 from akko_assets.resources import AkkoSettingsResource, PostgresResource
 
@@ -23,6 +24,7 @@ class RawTransactionsConfig(dg.Config):
     description="Synthetic card transactions (seeded Faker pools + NumPy) loaded with COPY into akko.raw_transactions.",
     pool="postgres_source",
 )
+@fails_clearly
 def raw_transactions(
     context: dg.AssetExecutionContext,
     config: RawTransactionsConfig,

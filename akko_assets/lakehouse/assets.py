@@ -3,6 +3,7 @@
 
 import dagster as dg
 
+from akko_assets.errors import fails_clearly
 from akko_assets.lakehouse.catalog import TRANSACTIONS
 from akko_assets.lakehouse.replicate import replicate
 from akko_assets.resources import IcebergResource, PostgresResource
@@ -26,6 +27,7 @@ class ReplicateConfig(dg.Config):
     ),
     pool="iceberg_writer",
 )
+@fails_clearly
 def banking_transactions(
     context: dg.AssetExecutionContext, config: ReplicateConfig, postgres: PostgresResource, iceberg: IcebergResource
 ) -> dg.MaterializeResult:

@@ -1,17 +1,18 @@
 """dbt models as Dagster assets (dagster-dbt); dbt tests become asset checks."""
 
-
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
+from akko_assets.errors import fails_clearly
+from akko_assets.lakehouse.replicate import EmptySource
 from akko_assets.marts.project import dbt_project
 from akko_assets.marts.publish import publish_marts
 from akko_assets.marts.translator import AkkoDbtTranslator
 from akko_assets.resources import AkkoSettingsResource, IcebergResource, apply_dbt_environment
 
 
-class EmptyUpstream(RuntimeError):
-    pass
+class EmptyUpstream(EmptySource):
+    """The lakehouse table dbt reads has no rows yet."""
 
 
 @dbt_assets(
@@ -19,6 +20,7 @@ class EmptyUpstream(RuntimeError):
     dagster_dbt_translator=AkkoDbtTranslator(),
     pool="iceberg_writer",
 )
+@fails_clearly
 def akko_dbt_models(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: AkkoSettingsResource, iceberg: IcebergResource
 ):

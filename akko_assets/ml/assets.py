@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from akko_assets.errors import fails_clearly
 from akko_assets.ml.registry import MODEL_NAME, ALIAS, log_and_register, load_production_model_data, tracking_uri_for
 from akko_assets.ml.train import feature_matrix, load_training_table, train
 from akko_assets.resources import AkkoSettingsResource, IcebergResource
@@ -24,6 +25,7 @@ class FraudModelConfig(dg.Config):
     owners=["team:fraud-ml"],
     description=f"Isolation Forest on the fct_transactions features, logged to MLflow and registered as {MODEL_NAME}@{ALIAS} (gated).",
 )
+@fails_clearly
 def fraud_model(
     context: dg.AssetExecutionContext, config: FraudModelConfig, settings: AkkoSettingsResource, iceberg: IcebergResource
 ) -> dg.MaterializeResult:

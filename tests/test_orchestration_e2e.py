@@ -1,0 +1,529 @@
+"""Orchestration as users drive it, against a real dagster-webserver + dagster-daemon.
+
+One module-scoped stack (temporary DAGSTER_HOME with the project's dagster.yaml, temporary
+AKKO_HOME, a PostgreSQL database of its own) serves every test here, in order:
+materialize all through the UI's GraphQL mutation → screenshot of the asset graph → the sensor
+refreshes exactly the new rows → a failed run does not advance the sensor → a sensor run that
+arrives during a manual run waits for the Iceberg writer pool → the Airflow DAG drives the job.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import psycopg
+import pytest
+import requests
+from psycopg import sql
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SERVER_DSN = os.environ.get("AKKO_TEST_PG_SERVER", "postgresql://postgres@127.0.0.1:5432")
+AS_OF = "2026-11-30"
+ROWS = 5000
+DEAD_DSN = "postgresql://postgres@127.0.0.1:1/akko_nowhere"  # nothing listens on port 1
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOT = REPO / "docs" / "img" / "asset-graph.png"
+AIRFLOW_VENV = Path(os.environ.get("AKKO_AIRFLOW_VENV", "") or REPO / ".venv-airflow")
+TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+
+# ---------------------------------------------------------------------------------------------
+# GraphQL helpers (the same operations the Dagster UI sends)
+
+LAUNCH_PIPELINE_EXECUTION = """
+mutation LaunchPipelineExecution($executionParams: ExecutionParams!) {
+  launchPipelineExecution(executionParams: $executionParams) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message stack }
+    ... on InvalidSubsetError { message }
+    ... on PipelineNotFoundError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+  }
+}"""
+
+RUN_STATUS = "query($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status startTime endTime } } }"
+
+
+def gql(url: str, query: str, variables: Optional[dict] = None) -> dict[str, Any]:
+    response = requests.post(url, json={"query": query, "variables": variables or {}}, timeout=60)
+    response.raise_for_status()
+    body = response.json()
+    assert "errors" not in body, body["errors"]
+    return body["data"]
+
+
+@dataclass
+class Stack:
+    base_url: str
+    graphql: str
+    dagster_home: Path
+    akko_home: Path
+    dsn: str
+    location: str
+    repository: str
+    started_seconds: float
+    with_bi: bool  # a Superset of its own answers, so the dashboard asset can run
+    figures: dict[str, Any] = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def instance(self):
+        import dagster as dg
+
+        return dg.DagsterInstance.from_config(str(self.dagster_home))
+
+    def launch(self, *, job: str = "__ASSET_JOB", asset_keys: Optional[list[list[str]]] = None,
+               run_config: Optional[dict] = None, tags: Optional[dict[str, str]] = None) -> str:
+        selector: dict[str, Any] = {"repositoryLocationName": self.location, "repositoryName": self.repository,
+                                    "pipelineName": job}
+        if not self.with_bi and job != "__ASSET_JOB":
+            asset_keys = [k for k in job_keys(job) if k[0] != "bi"]  # a subset of the job, as the UI launches it
+        if asset_keys is not None and not self.with_bi:
+            asset_keys = [k for k in asset_keys if k[0] != "bi"]
+        if asset_keys is not None:
+            selector["assetSelection"] = [{"path": k} for k in asset_keys]
+        params = {
+            "selector": selector,
+            "mode": "default",
+            "runConfigData": run_config or {},
+            "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]},
+        }
+        result = gql(self.graphql, LAUNCH_PIPELINE_EXECUTION, {"executionParams": params})["launchPipelineExecution"]
+        assert result["__typename"] == "LaunchRunSuccess", result
+        return result["run"]["runId"]
+
+    def wait(self, run_id: str, timeout: float = 600) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run = gql(self.graphql, RUN_STATUS, {"id": run_id})["runOrError"]
+            if run["status"] in TERMINAL:
+                return run
+            time.sleep(0.5)
+        raise AssertionError(f"run {run_id} did not finish within {timeout} s")
+
+    def failures(self, run_id: str) -> list[str]:
+        messages = []
+        for record in self.instance.all_logs(run_id):
+            event = record.dagster_event
+            if event and event.event_type_value in ("STEP_FAILURE", "RUN_FAILURE", "PIPELINE_FAILURE"):
+                error = getattr(event.event_specific_data, "error", None)
+                messages.append(f"{record.step_key}: {error.message if error else record.user_message}")
+        return messages
+
+    def run_ok(self, run_id: str, timeout: float = 600) -> dict[str, Any]:
+        run = self.wait(run_id, timeout)
+        assert run["status"] == "SUCCESS", self.failures(run_id)
+        return run
+
+
+def job_keys(job: str) -> list[list[str]]:
+    """Asset keys a job selects (resolved the way the code location resolves them)."""
+    from akko_assets.definitions import defs
+
+    return [list(k.path) for k in defs.resolve_job_def(job).asset_layer.selected_asset_keys]
+
+
+def start_superset() -> Optional[str]:
+    """Superset for the dashboard asset, in the stack's AKKO_HOME on a free port; None when not installed."""
+    from akko_assets.bi import server
+
+    if not (server.SUPERSET_VENV / "bin" / "superset").exists():
+        return None
+    server.superset_up(timeout=180)
+    return server.superset_url()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Stop a process this module started, with the children it spawned (its own process group)."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory):
+    from akko_assets.orchestration import prepare_dagster_home
+    from akko_assets.settings import load_settings
+
+    tmp = tmp_path_factory.mktemp("orchestration")
+    dbname = f"akko_test_orch_{os.getpid()}"
+    with psycopg.connect(f"{SERVER_DSN}/postgres", autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+    env = {
+        "AKKO_HOME": str(tmp / "akko_home"),
+        "AKKO_PG_DSN": f"{SERVER_DSN}/{dbname}",
+        "AKKO_ROWS": str(ROWS),
+        "AKKO_AS_OF": AS_OF,
+        "AKKO_SEED": "42",
+    }
+    mp = pytest.MonkeyPatch()
+    for key, value in env.items():
+        mp.setenv(key, value)
+    for key in ("AKKO_ICEBERG_WAREHOUSE", "AKKO_ICEBERG_CATALOG_URI", "AKKO_S3_ENDPOINT", "AKKO_PROFILE"):
+        mp.delenv(key, raising=False)
+    dagster_home = prepare_dagster_home(load_settings())
+    mp.setenv("DAGSTER_HOME", str(dagster_home))
+    mp.setenv("AKKO_SUPERSET_URL", f"http://127.0.0.1:{free_port()}")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    workspace = str(REPO / "workspace.yaml")
+    logs = tmp / "logs"
+    logs.mkdir()
+    procs: list[subprocess.Popen] = []
+    started = time.monotonic()
+    pool = ThreadPoolExecutor(max_workers=1)
+    superset = pool.submit(start_superset)  # starts while the code location loads
+    try:
+        for name, cmd in (
+            ("webserver", [str(BIN / "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(port)]),
+            ("daemon", [str(BIN / "dagster-daemon"), "run", "-w", workspace]),
+        ):
+            procs.append(subprocess.Popen(cmd, cwd=REPO, env=dict(os.environ), start_new_session=True,
+                                          stdout=(logs / f"{name}.log").open("w"), stderr=subprocess.STDOUT))
+        location = None
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and location is None:
+            assert procs[0].poll() is None, (logs / "webserver.log").read_text()[-4000:]
+            try:
+                entries = gql(f"{base}/graphql", "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus "
+                              "locationOrLoadError { __typename ... on RepositoryLocation { repositories { name } } "
+                              "... on PythonError { message } } } } } }")["workspaceOrError"]["locationEntries"]
+            except requests.ConnectionError:
+                time.sleep(0.5)
+                continue
+            for entry in entries:
+                loaded = entry["locationOrLoadError"] or {}
+                assert loaded.get("__typename") != "PythonError", loaded.get("message")
+                if entry["loadStatus"] == "LOADED" and loaded.get("__typename") == "RepositoryLocation":
+                    location = (entry["name"], loaded["repositories"][0]["name"])
+            time.sleep(0.5)
+        assert location, "the code location did not load within 240 s:\n" + (logs / "webserver.log").read_text()[-4000:]
+        ready = round(time.monotonic() - started, 1)
+        with_bi = superset.result(timeout=300) is not None
+        stack = Stack(base, f"{base}/graphql", dagster_home, Path(env["AKKO_HOME"]), env["AKKO_PG_DSN"],
+                      location[0], location[1], ready, with_bi)
+        stack.figures["webserver_ready_seconds"] = ready
+        stack.figures["superset_ready_seconds"] = round(time.monotonic() - started, 1) if with_bi else None
+        yield stack
+        print("\norchestration figures: " + json.dumps(stack.figures, indent=2))
+    finally:
+        for proc in procs:
+            stop(proc)
+        from akko_assets.bi.server import superset_down
+
+        if superset.done() and not superset.exception():
+            superset_down()  # the one this fixture started (pid file in its AKKO_HOME)
+        pool.shutdown()
+        mp.undo()
+        with psycopg.connect(f"{SERVER_DSN}/postgres", autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+
+
+# ---------------------------------------------------------------------------------------------
+# data helpers (real PostgreSQL and Iceberg)
+
+
+def valid_source_ids(dsn: str) -> set[str]:
+    """Source rows the curated layer should hold: all minus the ones quarantined as malformed."""
+    with psycopg.connect(dsn) as conn:
+        ids = {r[0] for r in conn.execute("SELECT transaction_id FROM akko.raw_transactions")}
+        rejected = conn.execute("SELECT to_regclass('akko.raw_transactions_rejects')").fetchone()[0]
+        if rejected:
+            ids -= {r[0] for r in conn.execute("SELECT transaction_id FROM akko.raw_transactions_rejects")}
+    return ids
+
+
+def curated_ids(table: str) -> list[str]:
+    from akko_assets.resources.engine import connect_curated
+
+    con = connect_curated()
+    return [r[0] for r in con.sql(f"SELECT transaction_id FROM {table}").fetchall()]
+
+
+def append_rows(dsn: str, rows: int, seed: int) -> set[str]:
+    import datetime as dt
+
+    from akko_assets.ingest.seed import seed_transactions
+
+    before = valid_source_ids(dsn)
+    result = seed_transactions(dsn, rows, seed, dt.date.fromisoformat(AS_OF), mode="append")
+    assert result.rows_written == rows
+    return valid_source_ids(dsn) - before
+
+
+def evaluate_sensor(stack: Stack, cursor: Optional[str], dsn: Optional[str] = None):
+    import dagster as dg
+
+    from akko_assets.orchestration.sensors import new_transactions_sensor
+    from akko_assets.resources import PostgresResource
+
+    context = dg.build_sensor_context(instance=stack.instance, cursor=cursor,
+                                      resources={"postgres": PostgresResource(dsn=dsn or stack.dsn)})
+    return new_transactions_sensor(context)
+
+
+def skip_message(result) -> str:
+    return result.skip_reason.skip_message if result.skip_reason else ""
+
+
+def step_windows(stack: Stack, run_id: str, pool: str) -> dict[str, tuple[float, float]]:
+    """(start, end) of every step of the run whose op claims `pool`."""
+    from dagster import DagsterEventType
+
+    from akko_assets.definitions import defs
+
+    pooled = set()
+    for job_name in ("banking_fraud_demo", "incremental_refresh"):
+        for node in defs.resolve_job_def(job_name).graph.node_dict.values():
+            if getattr(node.definition, "pool", None) == pool:
+                pooled.add(node.name)
+    windows: dict[str, list[float]] = {}
+    for record in stack.instance.all_logs(run_id, of_type={DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS,
+                                                            DagsterEventType.STEP_FAILURE}):
+        if record.step_key in pooled:
+            windows.setdefault(record.step_key, []).append(record.timestamp)
+    return {k: (min(v), max(v)) for k, v in windows.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# tests, in the order a user meets them
+
+
+def test_materialize_all_through_the_ui_mutation(stack: Stack) -> None:
+    nodes = gql(stack.graphql, "{ assetNodes { assetKey { path } groupName } }")["assetNodes"]
+    keys = [n["assetKey"]["path"] for n in nodes]
+    for stage in (["postgres", "raw_transactions"], ["iceberg", "banking", "transactions"],
+                  ["staging", "stg_transactions"], ["marts", "fct_transactions"], ["marts", "dim_customers"]):
+        assert stage in keys, f"{'/'.join(stage)} missing from the asset graph: {keys}"
+    started = time.monotonic()
+    run_id = stack.launch(asset_keys=keys)  # what "Materialize all" sends (minus bi/ without Superset)
+    stack.run_ok(run_id, timeout=700)
+    stack.figures["materialize_all_seconds"] = round(time.monotonic() - started, 1)
+    stack.state["asset_keys"] = keys
+
+    expected = valid_source_ids(stack.dsn)
+    assert len(expected) > ROWS * 0.95
+    iceberg = curated_ids("banking.transactions")
+    assert len(iceberg) == len(set(iceberg)) and set(iceberg) == expected
+    assert set(curated_ids("marts.fct_transactions")) == expected
+
+
+def test_asset_graph_screenshot_shows_every_stage(stack: Stack) -> None:
+    if not CHROMIUM.exists():
+        pytest.skip("Chromium missing: `apt-get install -y chromium` (.ci/run does it)")
+    playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright into .venv (test extra)")
+    keys = stack.state.get("asset_keys") or [n["assetKey"]["path"] for n in
+                                               gql(stack.graphql, "{ assetNodes { assetKey { path } } }")["assetNodes"]]
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1800, "height": 900})
+            page.goto(f"{stack.base_url}/asset-groups", wait_until="networkidle")
+            page.get_by_text("Materialize all").first.wait_for(timeout=60_000)
+            page.wait_for_timeout(1500)
+            # Groups start collapsed when there are several: expand them all (the graph's ⌥E shortcut).
+            page.mouse.click(1200, 200)
+            page.keyboard.press("Alt+e")
+            labels = page.locator('[class*="AssetNode_assetName"]')
+            labels.first.wait_for(timeout=30_000)
+            page.wait_for_timeout(1500)
+            names = labels.all_inner_texts()
+            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOT))
+        finally:
+            browser.close()
+
+    def shown(name: str) -> bool:
+        # The zoomed-out graph truncates long names in the middle ("enri…_transactions").
+        for label in names:
+            head, _, tail = label.partition("…")
+            if label == name or (_ and name.startswith(head) and name.endswith(tail)):
+                return True
+        return False
+
+    missing = ["/".join(k) for k in keys if not shown(k[-1])]
+    assert not missing, f"not on the asset graph: {missing}; labels seen: {names}"
+    assert len(names) == len(keys), names
+    assert SCREENSHOT.stat().st_size > 20_000
+
+
+def test_sensor_refreshes_exactly_the_new_rows(stack: Stack) -> None:
+    from akko_assets.orchestration.sensors import MARK_TAG, NEW_ROWS_TAG, RefreshCursor
+
+    # Nothing new since "materialize all": the first tick baselines on the last replication.
+    idle = evaluate_sensor(stack, None)
+    assert not idle.run_requests and "no new rows" in skip_message(idle)
+    baseline = RefreshCursor.load(idle.cursor)
+    assert baseline.processed and baseline.requested is None
+
+    iceberg_before = set(curated_ids("banking.transactions"))
+    new_ids = append_rows(stack.dsn, 1000, seed=4242)
+    assert len(new_ids) > 950 and not new_ids & iceberg_before
+
+    tick = evaluate_sensor(stack, idle.cursor)
+    assert len(tick.run_requests) == 1, skip_message(tick)
+    request = tick.run_requests[0]
+    assert request.tags[NEW_ROWS_TAG] == "1000"
+    assert RefreshCursor.load(tick.cursor).processed == baseline.processed  # not advanced before the run succeeds
+
+    # The daemon would submit the request to the queue; do the same over GraphQL, and time it.
+    started = time.monotonic()
+    run_id = stack.launch(job="incremental_refresh", tags=dict(request.tags))
+    run = stack.run_ok(run_id, timeout=400)
+    stack.figures["incremental_refresh_1000_rows_seconds"] = round(time.monotonic() - started, 1)
+    stack.figures["incremental_refresh_1000_rows_run_seconds"] = round(run["endTime"] - run["startTime"], 1)
+
+    iceberg_after = curated_ids("banking.transactions")
+    assert len(iceberg_after) == len(set(iceberg_after))
+    assert set(iceberg_after) - iceberg_before == new_ids
+    assert set(iceberg_after) == valid_source_ids(stack.dsn)
+    fct = curated_ids("marts.fct_transactions")
+    assert len(fct) == len(set(fct)) and set(fct) == set(iceberg_after)
+
+    settled = evaluate_sensor(stack, tick.cursor)
+    assert not settled.run_requests and "no new rows" in skip_message(settled)
+    assert RefreshCursor.load(settled.cursor).processed == request.tags[MARK_TAG]
+    stack.state["cursor"] = settled.cursor
+
+
+def test_failed_run_does_not_advance_the_cursor(stack: Stack) -> None:
+    from akko_assets.definitions import defs
+    from akko_assets.orchestration.sensors import MARK_TAG, RefreshCursor
+    from akko_assets.resources import PostgresResource
+
+    cursor = stack.state["cursor"]
+    processed = RefreshCursor.load(cursor).processed
+    new_ids = append_rows(stack.dsn, 200, seed=777)
+    tick = evaluate_sensor(stack, cursor)
+    assert len(tick.run_requests) == 1, skip_message(tick)
+    request = tick.run_requests[0]
+
+    # The requested run dies: PostgreSQL goes away before replication reads it.
+    job = defs.resolve_job_def("incremental_refresh")
+    failed = job.execute_in_process(instance=stack.instance, tags=dict(request.tags), raise_on_error=False,
+                                    resources={"postgres": PostgresResource(dsn=DEAD_DSN)})
+    assert not failed.success
+
+    after_failure = evaluate_sensor(stack, tick.cursor)
+    state = RefreshCursor.load(after_failure.cursor)
+    assert not after_failure.run_requests  # no automatic retry loop
+    assert state.processed == processed and state.requested == request.tags[MARK_TAG]
+    assert failed.run_id in skip_message(after_failure) and "re-execute" in skip_message(after_failure)
+    assert not new_ids & set(curated_ids("banking.transactions"))
+
+    # PostgreSQL down during a tick: skipped with the reason and the fix, cursor untouched.
+    down = evaluate_sensor(stack, after_failure.cursor, dsn=DEAD_DSN)
+    assert not down.run_requests
+    assert "not reachable" in skip_message(down) and "akko services up" in skip_message(down)
+    assert RefreshCursor.load(down.cursor).processed == processed
+
+    # The user re-executes the failed run from the UI (same tags): the sensor then moves on.
+    user_tags = {k: v for k, v in failed.dagster_run.tags.items() if not k.startswith(("dagster/", ".dagster"))}
+    run_id = stack.launch(job="incremental_refresh", tags=user_tags)
+    stack.run_ok(run_id, timeout=400)
+    recovered = evaluate_sensor(stack, down.cursor)
+    assert RefreshCursor.load(recovered.cursor).processed == request.tags[MARK_TAG]
+    assert "no new rows" in skip_message(recovered)
+    assert new_ids <= set(curated_ids("banking.transactions"))
+    assert set(curated_ids("marts.fct_transactions")) == valid_source_ids(stack.dsn)
+    stack.state["cursor"] = recovered.cursor
+
+
+def test_sensor_run_waits_while_a_manual_run_writes_iceberg(stack: Stack) -> None:
+    """A manual full refresh holds the `iceberg_writer` pool; the sensor's run queues behind it."""
+    keys = job_keys("incremental_refresh")
+    started = time.monotonic()
+    manual = stack.launch(asset_keys=keys, run_config={"ops": {"iceberg__banking__transactions": {"config": {"full_refresh": True}}}})
+
+    # Wait until the manual run is inside its longest Iceberg-writing step (dbt), then new rows land.
+    deadline = time.monotonic() + 300
+    windows: dict[str, tuple[float, float]] = {}
+    while time.monotonic() < deadline:
+        windows = step_windows(stack, manual, "iceberg_writer")
+        if "akko_dbt_models" in windows:
+            break
+        time.sleep(0.3)
+    assert "akko_dbt_models" in windows, stack.failures(manual)
+    new_ids = append_rows(stack.dsn, 300, seed=31337)
+    tick = evaluate_sensor(stack, stack.state["cursor"])
+    assert len(tick.run_requests) == 1, skip_message(tick)
+    sensor_run = stack.launch(job="incremental_refresh", tags=dict(tick.run_requests[0].tags))
+
+    manual_run = stack.run_ok(manual, timeout=400)
+    stack.figures["full_refresh_run_seconds"] = round(manual_run["endTime"] - manual_run["startTime"], 1)
+    stack.figures["full_refresh_end_to_end_seconds"] = round(time.monotonic() - started, 1)
+    stack.run_ok(sensor_run, timeout=400)
+
+    manual_windows = step_windows(stack, manual, "iceberg_writer")
+    sensor_windows = step_windows(stack, sensor_run, "iceberg_writer")
+    assert manual_windows and sensor_windows
+    for m_step, (m_start, m_end) in manual_windows.items():
+        for s_step, (s_start, s_end) in sensor_windows.items():
+            assert s_end <= m_start or s_start >= m_end, (
+                f"{s_step} of the sensor run ran {s_start:.1f}-{s_end:.1f} while {m_step} of the manual run "
+                f"ran {m_start:.1f}-{m_end:.1f}: two runs wrote Iceberg at once"
+            )
+    assert new_ids <= set(curated_ids("banking.transactions"))
+    assert set(curated_ids("marts.fct_transactions")) == valid_source_ids(stack.dsn)
+
+
+@pytest.mark.airflow
+def test_airflow_dag_runs_the_dagster_job(stack: Stack, tmp_path: Path) -> None:
+    airflow = AIRFLOW_VENV / "bin" / "airflow"
+    if not stack.with_bi:
+        pytest.skip("banking_fraud_demo includes the dashboard: needs .venv-superset (scripts/setup_superset.sh)")
+    if not airflow.exists():
+        pytest.skip(f"{airflow} missing: run `bash scripts/setup_airflow.sh` (or `make airflow`)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "DAGSTER_HOME"))}
+    env.pop("VIRTUAL_ENV", None)
+    env.update(AIRFLOW_HOME=str(tmp_path / "airflow_home"), AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "airflow" / "dags"),
+               AIRFLOW__CORE__LOAD_EXAMPLES="False", DAGSTER_GRAPHQL_URL=stack.graphql, DAGSTER_POLL_SECONDS="1")
+    migrated = subprocess.run([str(airflow), "db", "migrate"], env=env, capture_output=True, text=True, timeout=300)
+    assert migrated.returncode == 0, migrated.stderr[-3000:]
+    before = {r.run_id for r in stack.instance.get_runs()}
+    started = time.monotonic()
+    result = subprocess.run([str(airflow), "dags", "test", "banking_fraud_demo"], env=env,
+                            capture_output=True, text=True, timeout=800)
+    stack.figures["airflow_dag_test_seconds"] = round(time.monotonic() - started, 1)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-5000:]
+    new_runs = [r for r in stack.instance.get_runs() if r.run_id not in before]
+    assert len(new_runs) == 1, [r.run_id for r in new_runs]
+    run = new_runs[0]
+    assert run.job_name == "banking_fraud_demo" and run.is_success
+    assert run.tags.get("akko/triggered_by") == "airflow"
+    assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-01", run.tags.get("traceparent", "")), run.tags
+    assert run.run_id in output
+    assert set(curated_ids("marts.fct_transactions")) == valid_source_ids(stack.dsn)
+
