@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 AKKO_HOME ?= $(CURDIR)/.akko
 export AKKO_HOME
 
-.PHONY: setup demo test ui bench bench-scale mlflow-ui aden superset airflow clean
+.PHONY: setup demo test ui bench mlflow-ui aden superset airflow clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,9 @@ superset: setup
 airflow: setup
 	bash scripts/setup_airflow.sh
 
-demo: setup
+demo: setup superset
 	$(BIN)/akko services up
+	$(BIN)/akko superset up
 	$(BIN)/akko demo
 
 test: setup superset airflow
@@ -38,7 +39,11 @@ ui: setup
 	DAGSTER_HOME=$(AKKO_HOME)/dagster $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 bench: setup
-	$(BIN)/python -m bench.run_bench
+	$(BIN)/python bench/bench_pipeline.py --rows $${AKKO_ROWS:-100000} --json bench/latest.json
+	$(BIN)/python bench/bench_governance.py
+
+aden: setup
+	$(BIN)/streamlit run akko_assets/aden/app.py --server.address 127.0.0.1 --server.port 8501 --server.headless true
 
 mlflow-ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(AKKO_HOME)/mlflow/mlflow.db --host 127.0.0.1 --port 5000

@@ -113,23 +113,27 @@ def token_cmd(user: str = typer.Option(..., help="Realm user, e.g. carol.")) -> 
 @superset_app.command("up")
 def superset_up() -> None:
     """Start Superset on 127.0.0.1:8088 in the background and wait until it is healthy."""
+    from akko_assets.bi.server import SupersetError
     from akko_assets.bi.server import superset_up as up
 
-    typer.echo(up())
+    try:
+        typer.echo(up().as_dict())
+    except SupersetError as exc:
+        _fail(str(exc))
 
 
 @superset_app.command("down")
 def superset_down() -> None:
     from akko_assets.bi.server import superset_down as down
 
-    typer.echo(down())
+    typer.echo(down().as_dict())
 
 
 @superset_app.command("status")
 def superset_status() -> None:
     from akko_assets.bi.server import superset_status as status
 
-    typer.echo(status())
+    typer.echo(status().as_dict())
 
 
 @app.command("trino-udfs")

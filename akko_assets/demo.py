@@ -26,14 +26,34 @@ def prepare_instance(settings: Settings):
     return dg.DagsterInstance.get()
 
 
-def _step_seconds(result) -> dict[str, float]:
+def _step_seconds(instance, run_id: str) -> dict[str, float]:
+    """Seconds per step, from the run's event log (events carry their timestamps there)."""
     starts, seconds = {}, {}
-    for event in result.all_events:
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None:
+            continue
         if event.event_type_value == "STEP_START":
-            starts[event.step_key] = event.timestamp if hasattr(event, "timestamp") else time.time()
+            starts[event.step_key] = entry.timestamp
         elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and event.step_key in starts:
-            seconds[event.step_key] = event.timestamp - starts[event.step_key]
+            seconds[event.step_key] = entry.timestamp - starts[event.step_key]
     return seconds
+
+
+def table_rows(settings: Settings) -> dict[str, int]:
+    """Row counts of the source and of every curated table, as readers see them."""
+    from akko_assets.resources.engine import connect_curated
+    from akko_assets.resources.postgres import connect
+
+    counts = {}
+    with connect(settings.pg_dsn) as conn:
+        counts["postgres akko.raw_transactions"] = conn.execute("SELECT count(*) FROM akko.raw_transactions").fetchone()[0]
+    con = connect_curated(settings)
+    for schema, name in con.sql(
+        "SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1, 2"
+    ).fetchall():
+        counts[f"iceberg {schema}.{name}"] = con.sql(f'SELECT count(*) FROM "{schema}"."{name}"').fetchone()[0]
+    return counts
 
 
 def run_demo(settings: Settings, rows: int | None = None) -> int:
@@ -54,22 +74,17 @@ def run_demo(settings: Settings, rows: int | None = None) -> int:
     result = job.execute_in_process(instance=instance, run_config=run_config, raise_on_error=False)
     total = time.perf_counter() - started
 
-    rows_by_asset: dict[str, object] = {}
     checks: dict[str, list[str]] = defaultdict(list)
     for event in result.all_events:
-        if event.event_type_value == "ASSET_MATERIALIZATION":
-            mat = event.event_specific_data.materialization
-            count = mat.metadata.get("dagster/row_count")
-            rows_by_asset[mat.asset_key.to_user_string()] = count.value if count is not None else "-"
-        elif event.event_type_value == "ASSET_CHECK_EVALUATION":
+        if event.event_type_value == "ASSET_CHECK_EVALUATION":
             ev = event.event_specific_data
             checks[ev.asset_key.to_user_string()].append(f"{ev.check_name}:{'ok' if ev.passed else 'FAILED'}")
-    seconds = _step_seconds(result)
+    seconds = _step_seconds(instance, result.run_id)
     print()
     print(f"AKKO Banking Fraud demo: run {result.run_id} {'succeeded' if result.success else 'FAILED'} in {total:.1f} s")
-    print(f"{'asset':45} {'rows':>10}")
-    for key, count in rows_by_asset.items():
-        print(f"{key:45} {count!s:>10}")
+    print(f"{'table':45} {'rows':>10}")
+    for name, count in table_rows(settings).items():
+        print(f"{name:45} {count:>10}")
     print()
     print(f"{'step':45} {'seconds':>10}")
     for step, secs in seconds.items():
@@ -78,9 +93,14 @@ def run_demo(settings: Settings, rows: int | None = None) -> int:
     print()
     print(f"asset checks: {sum(len(c) for c in checks.values())} evaluated, {len(failed_checks)} failed {failed_checks or ''}")
     print()
-    print("Next:")
-    print("  make ui         # Dagster UI on http://127.0.0.1:3000 (this run is in its history)")
-    print("  akko sql \"SELECT region, count(*) FROM marts.fct_transactions GROUP BY 1\" --user carol")
+    print("Where to look:")
+    print("  Dagster UI      make ui         -> http://127.0.0.1:3000 (this run is in its history)")
+    print("  Dashboard       http://127.0.0.1:8088/superset/dashboard/akko-banking-fraud/"
+          f" (admin password in {settings.home / 'superset' / 'secrets.json'})")
+    print("  ADEN            akko ask \"Which regions saw a fraud rate above 5 % last week?\" --user carol")
+    print("                  make aden       -> http://127.0.0.1:8501")
+    print("  Governed SQL    akko sql \"SELECT region, count(*) FROM marts.fct_transactions GROUP BY 1\" --user erin")
+    print("  MLflow          make mlflow-ui  -> http://127.0.0.1:5000")
     if not result.success:
         for event in result.all_events:
             if event.event_type_value == "STEP_FAILURE":

@@ -67,6 +67,8 @@ def answer_sentence(plan: Plan, model: Mapping[str, Any], columns: Sequence[str]
     scope = _scope(plan)
     if plan.kind == "list":
         noun = "transaction" if len(rows) == 1 else "transactions"
+        if "is_flagged" in plan.filters:
+            noun = "flagged " + noun
         return f"{len(rows):,} {noun}{scope}" + (" (first 1,000 shown)" if len(rows) >= 1000 else "") + "."
 
     if not plan.dimensions:

@@ -36,14 +36,15 @@ MAX_QUESTION_CHARS = 500
 OPERATORS: list[tuple[str, str]] = [
     (r"at\s+least|no\s+less\s+than|not\s+less\s+than|(?:a\s+)?minimum\s+of|>=|≥", ">="),
     (r"at\s+most|no\s+more\s+than|not\s+more\s+than|up\s+to|(?:a\s+)?maximum\s+of|<=|≤", "<="),
-    (r"above|over|greater\s+than|more\s+than|higher\s+than|larger\s+than|bigger\s+than|exceeding|exceeds?|"
+    (r"above|over|greater\s+than|more\s+than|higher\s+than|larger\s+than|bigger\s+than|exceeding|exceed(?:s|ed)?|"
+     r"surpass(?:es|ed|ing)?|topp(?:ed|ing)|"
      r"in\s+excess\s+of|beyond|>", ">"),
     (r"below|under|less\s+than|lower\s+than|smaller\s+than|fewer\s+than|<", "<"),
     (r"equal\s+to|equals|exactly|=", "="),
 ]
 _OP_RE = "|".join(f"(?:{alternatives})" for alternatives, _ in OPERATORS)
 COMPARISON = re.compile(
-    r"(?:(?:is|was|are|were|be|of|with)\s+)?(?:strictly\s+)?(?P<op>" + _OP_RE + r")\s*"
+    r"(?:(?P<verb>is|was|are|were|be|of|with|had|has|have)\s+)?(?:strictly\s+)?(?P<op>" + _OP_RE + r")\s*"
     r"(?P<cur1>€|\$|eur\b|usd\b)?\s*(?P<num>-?\d[\d,]*(?:\.\d+)?|-?\.\d+)\s*"
     r"(?P<unit>%|percent\b|pct\b|per\s*cent\b|k\b|thousand\b|m\b|mn\b|million\b|eur\b|euros?\b|usd\b|dollars?\b|€|\$)?"
 )
@@ -64,11 +65,14 @@ RANKING: list[tuple[re.Pattern[str], bool]] = [  # (pattern with optional group 
 ]
 # Words right before a dimension that make it a GROUP BY ("by region", "which channels").
 GROUP_TRIGGER = re.compile(
-    r"(?:\bby|\bper|\beach|\bevery|\bacross(?:\s+all)?|\bamong|\bwhich|\bwhat|\bbreakdown\s+by|\bbroken\s+down\s+by|"
+    r"(?:\bby|\bper|\bin\s+terms\s+of|\beach|\bevery|\bacross(?:\s+all)?|\bamong|\bwhich|\bwhat|\bbreakdown\s+by|\bbroken\s+down\s+by|"
     r"\bsplit\s+by|\bgrouped\s+by|\bfor\s+all|\ball|\bdifferent|\bvarious|\bthe\s+\d+|\btop\s+\d+|\bbottom\s+\d+|"
     r"\b\d+|\bthe)\s+(?:(?:" + DESC_WORDS + "|" + ASC_WORDS + r")\s+)?$"
 )
 TREND = re.compile(r"\b(?:trend|trends|over\s+time|evolution|evolve[ds]?|timeline|time\s+series|developed?|history)\b")
+HOW_MUCH = re.compile(r"\bhow\s+much\b")
+# "which 3 countries had the most ...": the count sits apart from the superlative.
+RANK_COUNT = re.compile(r"\b(?:which|what|the|list|show|give\s+me)\s+(?P<n>" + _NUM_WORD + r")\s+[a-z]")
 COUNT_WORDS = re.compile(r"\b(?:how\s+many|number\s+of|count(?:\s+of)?|total\s+number|tally)\b")
 LIST_WORDS = re.compile(r"^(?:please\s+)?(?:show|list|display|give|find|get|fetch|return|print|which|what)\b|\b(?:show|list)\s+(?:me\s+)?")
 NEGATION = re.compile(r"(?:\bexcept|\bexcluding|\bexclude|\boutside(?:\s+of)?|\bother\s+than|\bnot(?:\s+in)?|\bnon-?|\bbut\s+not|\bwithout)\s*(?:the\s+)?$")
@@ -95,6 +99,13 @@ GROUND_TRUTH = re.compile(r"\b(?:actual|confirmed|true|real|ground[\s-]*truth|la
 WHY = re.compile(r"^\s*(?:why|how\s+come|explain\s+why|what\s+caused)\b")
 UNKNOWN_AFTER = re.compile(r"\b(?:region|country|channel|category|status)\s+(?:of\s+|called\s+|named\s+)?['\"]?(?P<word>[A-Za-z][\w-]*)")
 UNKNOWN_BEFORE = re.compile(r"\b(?:in|from|for)\s+(?:the\s+)?['\"]?(?P<word>[A-Za-z][\w-]*)['\"]?\s+(?P<dim>region|country|channel|category)\b")
+# "in <word>" / "from <word>" must name something known (a value, a month, a phrase of the grammar).
+PLACE_LIKE = re.compile(r"\b(?:in|from|within|inside)\s+(?:the\s+)?(?P<word>[a-z][a-z-]*)\b")
+PLACE_OK = frozenset({"total", "terms", "general", "aggregate", "average", "particular", "detail", "sum", "short",
+                      "order", "descending", "ascending", "each", "every", "all", "any", "our", "my", "which", "what",
+                      "data", "dataset", "system", "lakehouse", "period", "range", "window", "time", "question",
+                      "accounts", "account", "transactions", "payments", "purchases", "customers", "amount",
+                      "amounts", "percent", "percentage", "euros", "dollars", "cash"})
 MONTH_LIKE = re.compile(r"\b(?:in|during|for|since|of)\s+(?P<word>[a-z]{3,})\b")
 STOPWORDS = frozenset(
     "a an the and or of in on at by for to with without from per is are was were be been has have had do does did "
@@ -102,7 +113,8 @@ STOPWORDS = frozenset(
     "their its it as than then over under above below more less most least top bottom highest lowest each every all "
     "any some no not only please me my we our us you your i they them between since during across among into "
     "had has recorded registered experienced reported got get gets value values level levels breakdown split "
-    "grouped rate wise".split()
+    "grouped rate wise excluding exclude except outside including only versus vs compared where whose name names "
+    "made make makes had saw".split()
 )
 # Capitalised words that are not data values (sentence starts, units, acronyms of the domain).
 NOT_VALUES = frozenset({"I", "EUR", "USD", "ISO", "ATM", "ATMs", "POS", "ADEN", "AKKO", "PAN", "PANs", "ID", "IDs",
@@ -125,6 +137,7 @@ class Mention:
 
 @dataclass
 class Comparison:
+    verb: str | None  # "is/was/..." before the operator: compares an aggregate, not a row value
     op: str
     number: float
     percent: bool
@@ -287,7 +300,10 @@ def _comparisons(lower: str) -> tuple[list[Comparison], str]:
         currency = CURRENCIES.get((match.group("cur1") or "").strip()) or CURRENCIES.get(unit)
         percent = unit in ("%", "percent", "pct") or unit.replace(" ", "") == "percent"
         number *= SCALE.get(unit, 1.0)
-        found.append(Comparison(op, number, percent, currency, match.start(), match.end(), match.group(0).strip()))
+        verb = match.group("verb")
+        if re.match(r"exceed|surpass|topp", match.group("op")):
+            verb = "is"
+        found.append(Comparison(verb, op, number, percent, currency, match.start(), match.end(), match.group(0).strip()))
     for comparison in found:
         lower = _blank(lower, (comparison.start, comparison.end))
     return found, lower
@@ -304,6 +320,9 @@ def _ranking(lower: str) -> tuple[tuple[bool, int | None, int] | None, str]:
         return None, lower
     match, descending = best
     n = _number(match.group("n")) if "n" in match.groupdict() and match.group("n") else None
+    if n is None:
+        counted = RANK_COUNT.search(lower)
+        n = _number(counted.group("n")) if counted else None
     if n is not None and not 1 <= n <= 1000:
         raise Refusal(f"'{match.group(0)}' asks for {n} rows: ask for 1 to 1000")
     return (descending, n, match.start()), _blank(lower, match.span())
@@ -334,6 +353,11 @@ def _check_unknown_values(original: str, lower: str, mentions: list[Mention], mo
         close = difflib.get_close_matches(word, [m for m in MONTHS if len(m) > 3], n=1, cutoff=0.75)
         if close:
             raise Refusal(f"unknown month '{word}' (did you mean {close[0].capitalize()}?)")
+    for match in PLACE_LIKE.finditer(lower):
+        word = match.group("word")
+        if uncovered(match) and word not in STOPWORDS and word not in PLACE_OK and word not in MONTHS:
+            raise Refusal(f"unknown value '{word}': it is not a known region, country, channel, category or status "
+                          f"({known})")
     # Capitalised words or codes not at the start of the question, and quoted strings.
     for match in re.finditer(r"(?<=\s)(?P<word>[A-Z][\w-]*)|['\"](?P<quoted>[^'\"]{1,40})['\"]", original):
         group = "word" if match.group("word") else "quoted"
@@ -389,6 +413,7 @@ def parse(question: str, catalog: Mapping[str, Any], as_of: dt.date) -> Plan:
     comparisons, lower = _comparisons(lower)
     for c in comparisons:
         original = _blank(original, (c.start, c.end))
+    pre_rank = lower
     ranking, lower = _ranking(lower)
     mentions = find_mentions(lower, original, lexicon_for(catalog))
     _check_unknown_values(original, lower, mentions, model)
@@ -416,14 +441,23 @@ def parse(question: str, catalog: Mapping[str, Any], as_of: dt.date) -> Plan:
     # Group-by dimensions and time grains.
     for m in mentions:
         if m.kind == "dimension":
-            prefix = lower[max(0, m.start - 30):m.start]
+            prefix = pre_rank[max(0, m.start - 30):m.start]
             plural = m.phrase.endswith("s") and m.phrase not in ("status",) and m.key != "customer"
             if (plural or GROUP_TRIGGER.search(prefix)) and m.key not in plan.dimensions:
                 plan.dimensions.append(m.key)
+        elif m.kind == "metric" and m.key == "customers" and m.weak:
+            # "top 5 customers", "which customers": the customer dimension, not a count.
+            if GROUP_TRIGGER.search(pre_rank[max(0, m.start - 30):m.start]) and "customer" not in plan.dimensions:
+                plan.dimensions.append("customer")
         elif m.kind == "grain":
-            prefix = lower[max(0, m.start - 30):m.start]
+            prefix = pre_rank[max(0, m.start - 30):m.start]
             if (m.phrase.endswith("ly") or GROUP_TRIGGER.search(prefix)) and m.key not in plan.dimensions:
                 plan.dimensions.append(m.key)
+    if ranking is not None and not plan.dimensions:
+        # "lowest fraud rate region": a superlative next to a singular dimension ranks that dimension.
+        candidates = [m for m in mentions if m.kind == "dimension"]
+        if candidates:
+            plan.dimensions.append(candidates[0].key)
     if TREND.search(lower) and not any(d in model["time_grains"] for d in plan.dimensions):
         days = (time_range.end - time_range.start).days + 1 if time_range else 90
         plan.dimensions.append("day" if days <= 31 else "week")
@@ -445,7 +479,16 @@ def parse(question: str, catalog: Mapping[str, Any], as_of: dt.date) -> Plan:
                     plan.filters.append(f"currency = {_sql_literal(c.currency)}")
                 continue
             target = metric_mentions[0]
+        metric_kind = model["metrics"][target.key]["kind"]
+        if c.percent and target.key in ("transactions", "flagged_transactions"):
+            # "more than 3 % fraudulent transactions" is a rate.
+            metric_mentions.remove(target)
+            metric_conditions.append(Condition("fraud_rate", c.op, c.number, c.text))
+            continue
         row_column = ROW_LEVEL_PHRASES.get(target.phrase)
+        if metric_kind == "count" and target.end <= c.start and c.verb not in ("is", "was", "are", "were", "be"):
+            # "transactions over 1000 EUR": a count noun followed by a bare comparison is about amounts.
+            row_column = "amount"
         if row_column and target.end <= c.start:
             row_conditions.append(Condition(row_column, c.op, c.number, c.text))
             metric_mentions.remove(target)
@@ -462,6 +505,8 @@ def parse(question: str, catalog: Mapping[str, Any], as_of: dt.date) -> Plan:
         metrics = [metric_conditions[0].target]
     if not metrics and COUNT_WORDS.search(lower):
         metrics = ["transactions"]
+    if not strong and HOW_MUCH.search(lower):
+        metrics = ["total_amount"]  # "how much did customers spend": an amount, whatever noun comes first
 
     wants_columns = _requested_columns(lower)
     # A listing names transactions (or columns of them) with a show/list/which verb and no aggregate.
@@ -479,7 +524,7 @@ def parse(question: str, catalog: Mapping[str, Any], as_of: dt.date) -> Plan:
         if flag is None:
             flag = next((m for m in mentions if m.kind == "metric" and m.key == "flagged_transactions"), None)
             flag = dataclasses.replace(flag, kind="flag") if flag else None
-        return _listing(plan, mentions, flag, row_conditions, ranking, wants_columns, lower)
+        return _listing(plan, mentions, flag, row_conditions, ranking, wants_columns, pre_rank)
 
     if not metrics:
         raise Refusal("I could not find a metric in the question. " + known_summary(model))
@@ -575,7 +620,8 @@ def _listing(plan: Plan, mentions: list[Mention], flag: Mention | None, row_cond
     plan.kind = "list"
     if flag is not None:
         plan.filters.append("is_flagged" if flag.kind == "flag" else "NOT is_flagged")
-        plan.filter_text.append("flagged" if flag.kind == "flag" else "not flagged")
+        if flag.kind != "flag":
+            plan.filter_text.append("unflagged transactions only")
     for condition in row_conditions:
         plan.filters.append(f"{condition.target} {condition.op} {_fmt_number(condition.value)}")
         plan.filter_text.append(f"{condition.target.replace('_', ' ')} {condition.text}")

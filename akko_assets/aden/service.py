@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -140,14 +141,18 @@ class Aden:
             return None  # fall back to the semantic parser
 
 
-_INSTANCES: dict[str, Aden] = {}
+# Per thread: the Rego engine inside PolicyEngine is "unsendable" (regorus panics when another
+# thread touches or drops it), and Streamlit runs each script run on its own thread.
+_LOCAL = threading.local()
 
 
 def _instance(settings: Settings) -> Aden:
     key = f"{settings.home}|{settings.iceberg_catalog_uri}|{settings.as_of}"
-    if key not in _INSTANCES:
-        _INSTANCES[key] = Aden(settings)
-    return _INSTANCES[key]
+    instances: dict[str, Aden] = getattr(_LOCAL, "instances", None) or {}
+    _LOCAL.instances = instances
+    if key not in instances:
+        instances[key] = Aden(settings)
+    return instances[key]
 
 
 def ask(question: str, user: str | None = None, token: str | None = None) -> Answer:

@@ -66,8 +66,10 @@ METRICS: dict[str, dict[str, Any]] = {
         "description": "Flagged transactions / all transactions in the period.",
         "synonyms": ["fraud rate", "rate of fraud", "fraud ratio", "fraud share", "fraud percentage",
                      "flag rate", "flagged rate", "flagging rate", "suspicious rate", "fraud level"]
-        + [f"{s} of {w} transactions" for s in _SHARE_WORDS for w in _FLAG_WORDS]
-        + [f"{s} of {w}" for s in _SHARE_WORDS for w in _FLAG_WORDS],
+        + [f"{s} of {w} {n}" for s in _SHARE_WORDS for w in _FLAG_WORDS for n in ("transactions", "payments", "purchases")]
+        + [f"{s} of {w}" for s in _SHARE_WORDS for w in _FLAG_WORDS]
+        # In a fraud glossary "what share of transactions ..." asks for the flagged share.
+        + [f"{s} of transactions" for s in ("share", "percentage", "proportion", "fraction", "percent")],
     },
     "total_amount": {
         "label": "total amount", "kind": "amount", "sql": "sum(amount)",

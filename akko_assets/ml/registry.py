@@ -116,6 +116,12 @@ def _plots(trained: TrainedModel, out: Path) -> list[Path]:
     return paths
 
 
+def _pip_requirements() -> list[str]:
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in ("scikit-learn", "numpy", "scipy", "cloudpickle", "pandas")]
+
+
 def log_and_register(trained: TrainedModel, X_example: np.ndarray, home: Path, params: dict,
                      tolerance: float = DEFAULT_TOLERANCE) -> RegistrationResult:
     """Log the run, register a new version, and move the alias only if it is not worse."""
@@ -137,6 +143,8 @@ def log_and_register(trained: TrainedModel, X_example: np.ndarray, home: Path, p
         model_info = mlflow.sklearn.log_model(
             trained.pipeline, name="model", signature=signature, input_example=example,
             serialization_format="cloudpickle",  # skops would need the FunctionTransformer trusted too
+            # Listed, not inferred: inference imports the model in a subprocess (~10 s per run).
+            pip_requirements=_pip_requirements(),
         )
         data_path = Path(tmp) / MODEL_DATA_ARTIFACT
         data_path.write_text(json.dumps(trained.model_data))

@@ -32,3 +32,4 @@ def prepare_dagster_home(settings: Settings) -> Path:
     except OSError as exc:
         raise SettingsError(f"cannot write {target} ({exc.strerror}): point AKKO_HOME at a writable folder") from None
     return home
+

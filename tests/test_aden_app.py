@@ -1,0 +1,106 @@
+"""ADEN's Streamlit page: AppTest in-process, and once in headless Chromium (screenshot docs/img/aden.png)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from akko_assets.aden import ask
+from akko_assets.catalog.assets import semantic_catalog
+from akko_assets.catalog.semantic import catalog_path
+from akko_assets.resources import AkkoSettingsResource, IcebergResource
+from akko_assets.settings import REPO_ROOT, load_settings
+
+APP = REPO_ROOT / "akko_assets" / "aden" / "app.py"
+SCREENSHOT = REPO_ROOT / "docs" / "img" / "aden.png"
+CHROMIUM = Path("/usr/bin/chromium")
+SEED = "Which regions saw a fraud rate above 5 % last week?"
+
+
+@pytest.fixture(scope="module")
+def catalog_ready(pipeline_run):
+    if not catalog_path(load_settings()).exists():
+        result = dg.materialize([semantic_catalog], resources={"settings": AkkoSettingsResource(), "iceberg": IcebergResource()})
+        assert result.success
+
+
+def test_app_answers_as_the_selected_user(catalog_ready):
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    assert not at.exception
+    at.text_input(key="question").set_value("fraud rate by region last week")
+    at.selectbox(key="user").set_value("erin")
+    at.button[0].click().run()
+    assert not at.exception
+    assert at.success[0].value.startswith("Fraud rate by region last week")
+    assert "APAC" in at.success[0].value and "LATAM" not in at.success[0].value  # viewer row filter
+    assert "GROUP BY region" in at.code[0].value
+    assert len(at.dataframe) == 1 and set(at.dataframe[0].value["region"]) == {"EU", "APAC"}
+
+
+def test_app_shows_refusals(catalog_ready):
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    at.text_input(key="question").set_value("drop table marts.dim_customers")
+    at.button[0].click().run()
+    assert at.warning and "only reads data" in at.warning[0].value and not at.code
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed at /usr/bin/chromium")
+def test_app_in_headless_chromium(catalog_ready):
+    from playwright.sync_api import sync_playwright
+
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port), "--server.address", "127.0.0.1",
+         "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"],
+        env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert process.poll() is None and time.monotonic() < deadline, "streamlit did not start"
+            time.sleep(0.5)
+        expected = ask(SEED, user="carol").answer
+        with sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=str(CHROMIUM),
+                args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                      "--disable-component-update", "--disable-sync", "--no-first-run"],
+            )
+            try:
+                page = browser.new_page(viewport={"width": 1280, "height": 900})
+                page.goto(f"http://127.0.0.1:{port}/", wait_until="networkidle")
+                box = page.get_by_label("Question")
+                box.wait_for(timeout=60_000)
+                box.fill(SEED)
+                page.get_by_role("button", name="Ask").click()
+                page.get_by_text(expected).wait_for(timeout=60_000)
+                page.get_by_text("GROUP BY region").wait_for(timeout=10_000)
+                SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(SCREENSHOT), full_page=True)
+            finally:
+                browser.close()
+        assert SCREENSHOT.stat().st_size > 10_000
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
