@@ -43,7 +43,8 @@ bench: setup
 	$(BIN)/python bench/bench_governance.py
 
 aden: setup
-	$(BIN)/streamlit run akko_assets/aden/app.py --server.address 127.0.0.1 --server.port 8501 --server.headless true
+	$(BIN)/streamlit run akko_assets/aden/app.py --server.address 127.0.0.1 --server.port 8501 --server.headless true \
+		--browser.gatherUsageStats false --client.toolbarMode minimal
 
 mlflow-ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(AKKO_HOME)/mlflow/mlflow.db --host 127.0.0.1 --port 5000

@@ -98,6 +98,19 @@ def sql(
     raise typer.Exit(run_sql_command(query, user=user, token=token, as_json=as_json))
 
 
+@app.command()
+def ask(
+    question: str = typer.Argument(..., help='A question, e.g. "Which regions saw a fraud rate above 5 % last week?"'),
+    user: Optional[str] = typer.Option(None, help="Realm user to ask as (e.g. carol)."),
+    token: Optional[str] = typer.Option(None, help="A JWT instead of --user."),
+    as_json: bool = typer.Option(False, "--json", help="Print {answer, sql, columns, rows} as JSON."),
+) -> None:
+    """Ask ADEN a question over the curated layer; answered as the asking user (governed)."""
+    from akko_assets.aden import ask_command
+
+    raise typer.Exit(ask_command(question, user=user, token=token, as_json=as_json))
+
+
 @app.command("token")
 def token_cmd(user: str = typer.Option(..., help="Realm user, e.g. carol.")) -> None:
     """Print a locally signed JWT (Keycloak's shape) for a realm user."""

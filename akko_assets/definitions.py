@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dagster as dg
 
+from akko_assets.bi import assets as bi_assets
+from akko_assets.catalog import assets as catalog_assets
+from akko_assets.enrich import assets as enrich_assets
 from akko_assets.ingest import assets as ingest_assets
 from akko_assets.lakehouse import assets as lakehouse_assets
-from akko_assets.bi import assets as bi_assets
-from akko_assets.enrich import assets as enrich_assets
 from akko_assets.marts import assets as marts_assets
 from akko_assets.ml import assets as ml_assets
 from akko_assets.orchestration import JOBS, SCHEDULES, SENSORS
@@ -20,7 +21,7 @@ banking_fraud_demo = dg.define_asset_job(
 )
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([ingest_assets, lakehouse_assets, marts_assets, ml_assets, enrich_assets, bi_assets]),
+    assets=dg.load_assets_from_modules([ingest_assets, lakehouse_assets, marts_assets, ml_assets, enrich_assets, catalog_assets, bi_assets]),
     asset_checks=dg.load_asset_checks_from_modules([lakehouse_assets, ml_assets]),
     jobs=[banking_fraud_demo, *JOBS],
     sensors=[*SENSORS, bi_assets.superset_cache_invalidation_sensor],

@@ -40,7 +40,11 @@ def main() -> int:
     start = time.perf_counter()
     from akko_assets.aden import ask
     from akko_assets.aden.evaluate import evaluate, load_dev_set
-    from akko_assets.catalog.semantic import build_semantic_catalog, catalog_path, write_catalog
+    from akko_assets.catalog.semantic import (
+        build_semantic_catalog,
+        catalog_path,
+        write_catalog,
+    )
     from akko_assets.resources.engine import connect_curated
     from akko_assets.settings import load_settings
 
@@ -81,7 +85,8 @@ def main() -> int:
     else:
         print(f"ADEN over {report['questions']} dev questions x {report['passes']} passes as {args.user} "
               f"(AKKO_AS_OF={report['as_of']})")
-        print(f"  accuracy          {report['correct']}/{report['questions']} = {report['accuracy']:.1%}")
+        print(f"  accuracy          {report['correct']}/{report['questions']} = {report['accuracy']:.1%}"
+              "  (gold answers are unfiltered: meaningful for roles without row filters)")
         print(f"  imports           {report['import_s']:.2f} s")
         print(f"  cold first answer {report['cold_first_answer_s']:.2f} s")
         print(f"  warm p50 / p95    {report['p50_ms']:.0f} ms / {report['p95_ms']:.0f} ms (max {report['max_ms']:.0f} ms)")

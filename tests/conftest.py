@@ -87,3 +87,9 @@ def pipeline_run(pipeline_env: dict[str, str]):
     failures = [e.event_specific_data.error.message for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert result.success, failures
     return result
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that append to the shared pipeline's data run last, so every other test sees the
+    pipeline exactly as `pipeline_run` built it."""
+    items.sort(key=lambda item: item.get_closest_marker("mutates_pipeline") is not None)

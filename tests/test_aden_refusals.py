@@ -6,14 +6,15 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import dagster as dg
 import pytest
 import yaml
 
 from akko_assets.aden import NO_CATALOG, ask, ask_command
-from akko_assets.aden.validate import validate_sql
 from akko_assets.aden.errors import Refusal
+from akko_assets.aden.validate import validate_sql
 from akko_assets.catalog.assets import semantic_catalog
 from akko_assets.catalog.semantic import catalog_path, load_catalog
 from akko_assets.governance import issue_token
@@ -98,9 +99,9 @@ class _FakeOpenAI(BaseHTTPRequestHandler):
     """A real HTTP endpoint speaking the chat-completions protocol, replying with a preset SQL."""
 
     reply = ""
-    requests: list[dict] = []
+    requests: ClassVar[list[dict]] = []
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).requests.append({"path": self.path, "body": body})
         payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": type(self).reply}}]}).encode()

@@ -73,6 +73,7 @@ def _chart_rate_by_region(url: str) -> dict[str, float]:
     return {r[region_key]: float(r[value_key]) for r in rows}
 
 
+@pytest.mark.mutates_pipeline
 def test_dashboard_asset_shows_governed_numbers_and_refreshes_after_sensor(superset):
     instance = dg.DagsterInstance.ephemeral()
     result = _materialize(instance, [DASHBOARD_KEY])

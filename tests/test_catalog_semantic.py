@@ -8,7 +8,11 @@ import dagster as dg
 import pytest
 
 from akko_assets.catalog.assets import SEMANTIC_CATALOG_KEY, semantic_catalog
-from akko_assets.catalog.semantic import build_semantic_catalog, catalog_path, load_catalog
+from akko_assets.catalog.semantic import (
+    build_semantic_catalog,
+    catalog_path,
+    load_catalog,
+)
 from akko_assets.resources import AkkoSettingsResource, IcebergResource
 from akko_assets.resources.engine import connect_curated
 from akko_assets.settings import load_settings

@@ -285,8 +285,9 @@ def test_missing_pieces_fail_with_the_fix(akko_env, tmp_path, monkeypatch):
         spark_mod.java_executable()
 
 
-def test_runtime_without_its_jackson_names_the_jar(seeded, tmp_path):
+def test_runtime_without_its_jackson_names_the_jar(akko_env, tmp_path):
     """The seed's `NoClassDefFoundError` (runtime jar without its shaded Jackson), in a JVM of its own."""
+    seed_transactions(load_settings().pg_dsn, 20, 5, AS_OF)
     jars = tmp_path / "jars"
     jars.mkdir()
     (jars / spark_mod.RUNTIME_JAR).symlink_to(spark_mod.jars_dir() / spark_mod.RUNTIME_JAR)

@@ -23,7 +23,7 @@ def format_value(value: Any, kind: str) -> str:
         if kind == "rate":
             return f"{number * 100:.2f} %"
         if kind == "count":
-            return f"{int(round(number)):,}"
+            return f"{round(number):,}"
         if kind == "amount":
             return f"{number:,.2f}"
         return f"{number:.3f}"

@@ -83,7 +83,7 @@ def ask_llm_for_sql(question: str, catalog: Mapping[str, Any], as_of: dt.date) -
     content = str(content).strip()
     if content.upper().startswith("REFUSE"):
         raise LLMError(f"the LLM declined: {content[:200]}")
-    block = re.search(r"```(?:sql)?\s*(.*?)```", content, re.S | re.I)
+    block = re.search(r"```(?:sql)?\s*(.*?)```", content, re.DOTALL | re.IGNORECASE)
     sql = (block.group(1) if block else content).strip().rstrip(";").strip()
     if not re.match(r"(?is)^\s*(select|with)\b", sql):
         raise LLMError("the LLM reply holds no SELECT")

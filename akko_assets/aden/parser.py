@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import difflib
+import json
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -27,7 +28,13 @@ from functools import lru_cache
 from typing import Any
 
 from akko_assets.aden.errors import Refusal
-from akko_assets.aden.timerange import MONTHS, NUMBER_WORDS, TimeError, TimeRange, find_time_range
+from akko_assets.aden.timerange import (
+    MONTHS,
+    NUMBER_WORDS,
+    TimeError,
+    TimeRange,
+    find_time_range,
+)
 
 MAX_QUESTION_CHARS = 500
 
@@ -36,9 +43,8 @@ MAX_QUESTION_CHARS = 500
 OPERATORS: list[tuple[str, str]] = [
     (r"at\s+least|no\s+less\s+than|not\s+less\s+than|(?:a\s+)?minimum\s+of|>=|≥", ">="),
     (r"at\s+most|no\s+more\s+than|not\s+more\s+than|up\s+to|(?:a\s+)?maximum\s+of|<=|≤", "<="),
-    (r"above|over|greater\s+than|more\s+than|higher\s+than|larger\s+than|bigger\s+than|exceeding|exceed(?:s|ed)?|"
-     r"surpass(?:es|ed|ing)?|topp(?:ed|ing)|"
-     r"in\s+excess\s+of|beyond|>", ">"),
+    ((r"above|over|greater\s+than|more\s+than|higher\s+than|larger\s+than|bigger\s+than|exceeding|exceed(?:s|ed)?|"
+      r"surpass(?:es|ed|ing)?|topp(?:ed|ing)|in\s+excess\s+of|beyond|>"), ">"),
     (r"below|under|less\s+than|lower\s+than|smaller\s+than|fewer\s+than|<", "<"),
     (r"equal\s+to|equals|exactly|=", "="),
 ]
@@ -108,13 +114,7 @@ PLACE_OK = frozenset({"total", "terms", "general", "aggregate", "average", "part
                       "amounts", "percent", "percentage", "euros", "dollars", "cash"})
 MONTH_LIKE = re.compile(r"\b(?:in|during|for|since|of)\s+(?P<word>[a-z]{3,})\b")
 STOPWORDS = frozenset(
-    "a an the and or of in on at by for to with without from per is are was were be been has have had do does did "
-    "saw see seen show shows showed list what which who whose how many much that this these those where when there "
-    "their its it as than then over under above below more less most least top bottom highest lowest each every all "
-    "any some no not only please me my we our us you your i they them between since during across among into "
-    "had has recorded registered experienced reported got get gets value values level levels breakdown split "
-    "grouped rate wise excluding exclude except outside including only versus vs compared where whose name names "
-    "made make makes had saw".split()
+    ["a", "an", "the", "and", "or", "of", "in", "on", "at", "by", "for", "to", "with", "without", "from", "per", "is", "are", "was", "were", "be", "been", "has", "have", "had", "do", "does", "did", "saw", "see", "seen", "show", "shows", "showed", "list", "what", "which", "who", "whose", "how", "many", "much", "that", "this", "these", "those", "where", "when", "there", "their", "its", "it", "as", "than", "then", "over", "under", "above", "below", "more", "less", "most", "least", "top", "bottom", "highest", "lowest", "each", "every", "all", "any", "some", "no", "not", "only", "please", "me", "my", "we", "our", "us", "you", "your", "i", "they", "them", "between", "since", "during", "across", "among", "into", "had", "has", "recorded", "registered", "experienced", "reported", "got", "get", "gets", "value", "values", "level", "levels", "breakdown", "split", "grouped", "rate", "wise", "excluding", "exclude", "except", "outside", "including", "only", "versus", "vs", "compared", "where", "whose", "name", "names", "made", "make", "makes", "had", "saw"]
 )
 # Capitalised words that are not data values (sentence starts, units, acronyms of the domain).
 NOT_VALUES = frozenset({"I", "EUR", "USD", "ISO", "ATM", "ATMs", "POS", "ADEN", "AKKO", "PAN", "PANs", "ID", "IDs",
@@ -223,18 +223,13 @@ def build_lexicon(model: Mapping[str, Any]) -> Lexicon:
 
 
 @lru_cache(maxsize=8)
-def _cached_lexicon(key: str, model_json: str) -> Lexicon:
-    import json
-
+def _cached_lexicon(model_json: str) -> Lexicon:
     return build_lexicon(json.loads(model_json))
 
 
 def lexicon_for(catalog: Mapping[str, Any]) -> Lexicon:
-    import json
-
-    model = catalog["semantic_model"]
-    blob = json.dumps(model, sort_keys=True)
-    return _cached_lexicon(str(hash(blob)), blob)
+    """The lexicon of a catalog, built once per distinct semantic model."""
+    return _cached_lexicon(json.dumps(catalog["semantic_model"], sort_keys=True))
 
 
 def find_mentions(lower: str, original: str, lexicon: Lexicon) -> list[Mention]:
@@ -275,7 +270,7 @@ def _sql_literal(value: str) -> str:
 
 def _known_values(model: Mapping[str, Any]) -> str:
     parts = []
-    for name, dim in model["dimensions"].items():
+    for dim in model["dimensions"].values():
         if dim.get("values"):
             parts.append(f"{dim['label']}: {', '.join(dim['values'])}")
     return "; ".join(parts)
@@ -322,7 +317,9 @@ def _ranking(lower: str) -> tuple[tuple[bool, int | None, int] | None, str]:
     n = _number(match.group("n")) if "n" in match.groupdict() and match.group("n") else None
     if n is None:
         counted = RANK_COUNT.search(lower)
-        n = _number(counted.group("n")) if counted else None
+        if counted:
+            n = _number(counted.group("n"))
+            lower = _blank(lower, counted.span("n"))
     if n is not None and not 1 <= n <= 1000:
         raise Refusal(f"'{match.group(0)}' asks for {n} rows: ask for 1 to 1000")
     return (descending, n, match.start()), _blank(lower, match.span())
@@ -336,7 +333,7 @@ def _check_unknown_values(original: str, lower: str, mentions: list[Mention], mo
             covered[i] = True
     known = _known_values(model)
 
-    def uncovered(match: re.Match[str], group: str = "word") -> bool:
+    def uncovered(match: re.Match[str], group: str | int = "word") -> bool:
         s, e = match.span(group)
         return not any(covered[s:e])
 
@@ -353,6 +350,10 @@ def _check_unknown_values(original: str, lower: str, mentions: list[Mention], mo
         close = difflib.get_close_matches(word, [m for m in MONTHS if len(m) > 3], n=1, cutoff=0.75)
         if close:
             raise Refusal(f"unknown month '{word}' (did you mean {close[0].capitalize()}?)")
+    for match in re.finditer(r"(?<!\w)\d[\d.,]*", lower):
+        if uncovered(match, 0):
+            raise Refusal(f"I don't know what '{match.group(0)}' refers to: numbers can be dates, thresholds "
+                          "('above 5 %', 'more than 1000 EUR') or counts ('top 3')")
     for match in PLACE_LIKE.finditer(lower):
         word = match.group("word")
         if uncovered(match) and word not in STOPWORDS and word not in PLACE_OK and word not in MONTHS:
@@ -419,83 +420,14 @@ def parse(question: str, catalog: Mapping[str, Any], as_of: dt.date) -> Plan:
     _check_unknown_values(original, lower, mentions, model)
 
     plan = Plan(kind="aggregate", table=model["fact_table"], time_range=time_range, question=question)
-    dims_model = model["dimensions"]
-
-    # Value filters (grouped per dimension, negation when "except/outside/non-" precedes).
-    by_dim: dict[tuple[str, bool], list[str]] = {}
-    for m in mentions:
-        if m.kind == "value":
-            negated = bool(NEGATION.search(lower[max(0, m.start - 20):m.start]))
-            values = by_dim.setdefault((m.key, negated), [])
-            if m.value not in values:
-                values.append(m.value)
-    for (dim, negated), values in by_dim.items():
-        column = dims_model[dim]["column"]
-        literal = ", ".join(_sql_literal(v) for v in values)
-        if len(values) == 1:
-            plan.filters.append(f"{column} {'<>' if negated else '='} {literal}")
-        else:
-            plan.filters.append(f"{column} {'NOT IN' if negated else 'IN'} ({literal})")
-        plan.filter_text.append(f"{dims_model[dim]['label']} {'not ' if negated else ''}{' or '.join(values)}")
-
-    # Group-by dimensions and time grains.
-    for m in mentions:
-        if m.kind == "dimension":
-            prefix = pre_rank[max(0, m.start - 30):m.start]
-            plural = m.phrase.endswith("s") and m.phrase not in ("status",) and m.key != "customer"
-            if (plural or GROUP_TRIGGER.search(prefix)) and m.key not in plan.dimensions:
-                plan.dimensions.append(m.key)
-        elif m.kind == "metric" and m.key == "customers" and m.weak:
-            # "top 5 customers", "which customers": the customer dimension, not a count.
-            if GROUP_TRIGGER.search(pre_rank[max(0, m.start - 30):m.start]) and "customer" not in plan.dimensions:
-                plan.dimensions.append("customer")
-        elif m.kind == "grain":
-            prefix = pre_rank[max(0, m.start - 30):m.start]
-            if (m.phrase.endswith("ly") or GROUP_TRIGGER.search(prefix)) and m.key not in plan.dimensions:
-                plan.dimensions.append(m.key)
-    if ranking is not None and not plan.dimensions:
-        # "lowest fraud rate region": a superlative next to a singular dimension ranks that dimension.
-        candidates = [m for m in mentions if m.kind == "dimension"]
-        if candidates:
-            plan.dimensions.append(candidates[0].key)
-    if TREND.search(lower) and not any(d in model["time_grains"] for d in plan.dimensions):
-        days = (time_range.end - time_range.start).days + 1 if time_range else 90
-        plan.dimensions.append("day" if days <= 31 else "week")
+    _add_value_filters(plan, mentions, lower, model)
+    _add_group_by(plan, mentions, pre_rank, lower, ranking, model)
 
     flag = next((m for m in mentions if m.kind in ("flag", "unflag")), None)
-    metric_mentions = [m for m in mentions if m.kind == "metric"]
     # "customers" after a group trigger is the customer dimension, not the count of customers.
-    metric_mentions = [m for m in metric_mentions if not (m.key == "customers" and m.weak and "customer" in plan.dimensions)]
-
-    # Comparisons: HAVING on a metric, or a row-level filter on a measure.
-    row_conditions: list[Condition] = []
-    metric_conditions: list[Condition] = []
-    for c in comparisons:
-        target = _attach(c, metric_mentions, lower)
-        if target is None:
-            if c.currency or not metric_mentions:
-                row_conditions.append(Condition("amount", c.op, c.number, c.text))
-                if c.currency:
-                    plan.filters.append(f"currency = {_sql_literal(c.currency)}")
-                continue
-            target = metric_mentions[0]
-        metric_kind = model["metrics"][target.key]["kind"]
-        if c.percent and target.key in ("transactions", "flagged_transactions"):
-            # "more than 3 % fraudulent transactions" is a rate.
-            metric_mentions.remove(target)
-            metric_conditions.append(Condition("fraud_rate", c.op, c.number, c.text))
-            continue
-        row_column = ROW_LEVEL_PHRASES.get(target.phrase)
-        if metric_kind == "count" and target.end <= c.start and c.verb not in ("is", "was", "are", "were", "be"):
-            # "transactions over 1000 EUR": a count noun followed by a bare comparison is about amounts.
-            row_column = "amount"
-        if row_column and target.end <= c.start:
-            row_conditions.append(Condition(row_column, c.op, c.number, c.text))
-            metric_mentions.remove(target)
-        else:
-            metric_conditions.append(Condition(target.key, c.op, c.number, c.text))
-        if c.currency:
-            plan.filters.append(f"currency = {_sql_literal(c.currency)}")
+    metric_mentions = [m for m in mentions if m.kind == "metric"
+                       and not (m.key == "customers" and m.weak and "customer" in plan.dimensions)]
+    row_conditions, metric_conditions = _split_comparisons(plan, comparisons, metric_mentions, lower, model)
 
     # Which metrics: strong mentions first; bare nouns only when nothing stronger is there.
     strong = [m.key for m in metric_mentions if not m.weak]
@@ -510,10 +442,9 @@ def parse(question: str, catalog: Mapping[str, Any], as_of: dt.date) -> Plan:
 
     wants_columns = _requested_columns(lower)
     # A listing names transactions (or columns of them) with a show/list/which verb and no aggregate.
-    count_nouns = {"transactions", "flagged_transactions"}
     is_listing = (
         not plan.dimensions
-        and not [k for k in strong if k not in count_nouns]
+        and not [k for k in strong if k not in ("transactions", "flagged_transactions")]
         and not COUNT_WORDS.search(lower)
         and not metric_conditions
         and (bool(LIST_WORDS.search(lower)) or bool(wants_columns) or ranking is not None
@@ -524,7 +455,7 @@ def parse(question: str, catalog: Mapping[str, Any], as_of: dt.date) -> Plan:
         if flag is None:
             flag = next((m for m in mentions if m.kind == "metric" and m.key == "flagged_transactions"), None)
             flag = dataclasses.replace(flag, kind="flag") if flag else None
-        return _listing(plan, mentions, flag, row_conditions, ranking, wants_columns, pre_rank)
+        return _listing(plan, flag, row_conditions, ranking, wants_columns, pre_rank)
 
     if not metrics:
         raise Refusal("I could not find a metric in the question. " + known_summary(model))
@@ -546,10 +477,7 @@ def parse(question: str, catalog: Mapping[str, Any], as_of: dt.date) -> Plan:
     if flag is not None and flag.kind == "unflag":
         plan.filters.append("NOT is_flagged")
         plan.filter_text.append("unflagged transactions only")
-    for condition in metric_conditions:
-        if condition.target not in metrics:
-            metrics.append(condition.target)
-    plan.metrics = metrics
+    plan.metrics = metrics + [c.target for c in metric_conditions if c.target not in metrics]
 
     for condition in row_conditions:
         plan.filters.append(f"{condition.target} {condition.op} {_fmt_number(condition.value)}")
@@ -559,30 +487,111 @@ def parse(question: str, catalog: Mapping[str, Any], as_of: dt.date) -> Plan:
             condition = dataclasses.replace(condition, value=condition.value / 100)
         (plan.having if plan.dimensions else plan.checks).append(condition)
 
-    # Ordering and limits.
+    _order_and_limit(plan, ranking, metric_mentions, mentions, lower, model)
+    # Customers without a time range or transaction-level filter: the customer dimension table.
+    if (plan.metrics == ["customers"] and plan.time_range is None and model.get("customer_table")
+            and all(d in ("region", "status") for d in plan.dimensions)
+            and all(re.match(r"(region|status)\b", f) for f in plan.filters)):
+        plan.table = model["customer_table"]
+    return plan
+
+
+def _add_value_filters(plan: Plan, mentions: list[Mention], lower: str, model: Mapping[str, Any]) -> None:
+    """One predicate per dimension: = / IN for the values named, <> / NOT IN after "except/outside/non-"."""
+    dims = model["dimensions"]
+    by_dim: dict[tuple[str, bool], list[str]] = {}
+    for m in mentions:
+        if m.kind == "value":
+            negated = bool(NEGATION.search(lower[max(0, m.start - 20):m.start]))
+            values = by_dim.setdefault((m.key, negated), [])
+            if m.value not in values:
+                values.append(m.value)
+    for (dim, negated), values in by_dim.items():
+        column = dims[dim]["column"]
+        literal = ", ".join(_sql_literal(v) for v in values)
+        if len(values) == 1:
+            plan.filters.append(f"{column} {'<>' if negated else '='} {literal}")
+        else:
+            plan.filters.append(f"{column} {'NOT IN' if negated else 'IN'} ({literal})")
+        plan.filter_text.append(f"{dims[dim]['label']} {'not ' if negated else ''}{' or '.join(values)}")
+
+
+def _add_group_by(plan: Plan, mentions: list[Mention], pre_rank: str, lower: str,
+                  ranking: tuple[bool, int | None, int] | None, model: Mapping[str, Any]) -> None:
+    """Dimensions and time grains named after a trigger ("by", "per", "which", "top 3"), in plural, or as
+    "daily/weekly/monthly"; a superlative ranks the dimension it sits next to; "trend" adds a grain."""
+    def triggered(m: Mention) -> bool:
+        return bool(GROUP_TRIGGER.search(pre_rank[max(0, m.start - 30):m.start]))
+
+    for m in mentions:
+        key = None
+        if m.kind == "dimension":
+            plural = m.phrase.endswith("s") and m.phrase != "status" and m.key != "customer"
+            key = m.key if plural or triggered(m) else None
+        elif m.kind == "metric" and m.key == "customers" and m.weak and triggered(m):
+            key = "customer"  # "top 5 customers", "which customers": the customer dimension, not a count
+        elif m.kind == "grain":
+            key = m.key if m.phrase.endswith("ly") or triggered(m) else None
+        if key and key not in plan.dimensions:
+            plan.dimensions.append(key)
+    if ranking is not None and not plan.dimensions:
+        # "lowest fraud rate region": a superlative next to a singular dimension ranks that dimension.
+        candidates = [m for m in mentions if m.kind == "dimension"]
+        if candidates:
+            plan.dimensions.append(candidates[0].key)
+    if TREND.search(lower) and not any(d in model["time_grains"] for d in plan.dimensions):
+        days = (plan.time_range.end - plan.time_range.start).days + 1 if plan.time_range else 90
+        plan.dimensions.append("day" if days <= 31 else "week")
+
+
+def _split_comparisons(plan: Plan, comparisons: list[Comparison], metric_mentions: list[Mention], lower: str,
+                       model: Mapping[str, Any]) -> tuple[list[Condition], list[Condition]]:
+    """(row-level conditions, metric conditions): "transactions over 1000 EUR" filters rows, "a fraud
+    rate above 5 %" and "more than 1000 transactions" compare aggregates. Mentions used as row
+    measures are removed from `metric_mentions`."""
+    row_conditions: list[Condition] = []
+    metric_conditions: list[Condition] = []
+    for c in comparisons:
+        if c.currency:
+            plan.filters.append(f"currency = {_sql_literal(c.currency)}")
+        target = _attach(c, metric_mentions, lower)
+        if target is None:
+            if c.currency or not metric_mentions:
+                row_conditions.append(Condition("amount", c.op, c.number, c.text))
+                continue
+            target = metric_mentions[0]
+        if c.percent and target.key in ("transactions", "flagged_transactions"):
+            # "more than 3 % fraudulent transactions" is a rate.
+            metric_mentions.remove(target)
+            metric_conditions.append(Condition("fraud_rate", c.op, c.number, c.text))
+            continue
+        row_column = ROW_LEVEL_PHRASES.get(target.phrase)
+        if (model["metrics"][target.key]["kind"] == "count" and target.end <= c.start
+                and c.verb not in ("is", "was", "are", "were", "be")):
+            row_column = "amount"  # a count noun followed by a bare comparison is about amounts
+        if row_column and target.end <= c.start:
+            row_conditions.append(Condition(row_column, c.op, c.number, c.text))
+            metric_mentions.remove(target)
+        else:
+            metric_conditions.append(Condition(target.key, c.op, c.number, c.text))
+    return row_conditions, metric_conditions
+
+
+def _order_and_limit(plan: Plan, ranking: tuple[bool, int | None, int] | None, metric_mentions: list[Mention],
+                     mentions: list[Mention], lower: str, model: Mapping[str, Any]) -> None:
     if "customer" in plan.dimensions and re.search(r"\b(?:names?|who)\b", lower):
         plan.columns = ["customer_name"]
     time_dims = [d for d in plan.dimensions if d in model["time_grains"]]
     if ranking is not None and plan.dimensions:
         descending, n, position = ranking
-        target = _ranking_metric(position, metric_mentions, metrics)
-        plan.order = (target, descending)
-        singular = _singular_dimension(lower, mentions, plan.dimensions)
-        plan.limit = n if n is not None else (1 if singular else None)
+        plan.order = (_ranking_metric(position, metric_mentions, plan.metrics), descending)
+        plan.limit = n if n is not None else (1 if _singular_dimension(mentions, plan.dimensions) else None)
     elif time_dims:
         plan.order = (time_dims[0], False)
     elif plan.dimensions:
-        plan.order = (metrics[0], True)
+        plan.order = (plan.metrics[0], True)
     if ranking is not None and not plan.dimensions and ranking[1] is not None:
         raise Refusal(f"'top {ranking[1]}' needs something to rank: add e.g. 'by region' or 'merchant categories'")
-
-    # Customers without a time range or transaction-level filter: the customer dimension table.
-    if (metrics == ["customers"] and time_range is None and model.get("customer_table")
-            and not flagged_filter and not row_conditions
-            and all(d in ("region", "status") for d in plan.dimensions)
-            and all(re.match(r"(region|status)\b", f) for f in plan.filters)):
-        plan.table = model["customer_table"]
-    return plan
 
 
 def _is_percent(condition: Condition, comparisons: list[Comparison]) -> bool:
@@ -608,14 +617,14 @@ def _ranking_metric(position: int, mentions: list[Mention], metrics: list[str]) 
     return after[0] if after else metrics[0]
 
 
-def _singular_dimension(lower: str, mentions: list[Mention], dimensions: list[str]) -> bool:
+def _singular_dimension(mentions: list[Mention], dimensions: list[str]) -> bool:
     for m in mentions:
         if m.kind in ("dimension", "grain") and m.key == dimensions[0]:
             return not (m.phrase.endswith("s") and m.phrase != "status") and not m.phrase.endswith("ly")
     return False
 
 
-def _listing(plan: Plan, mentions: list[Mention], flag: Mention | None, row_conditions: list[Condition],
+def _listing(plan: Plan, flag: Mention | None, row_conditions: list[Condition],
              ranking: tuple[bool, int | None, int] | None, wants_columns: list[str], lower: str) -> Plan:
     plan.kind = "list"
     if flag is not None:

@@ -20,10 +20,23 @@ import duckdb
 from akko_assets.aden.errors import Refusal
 from akko_assets.aden.format import answer_sentence, llm_answer_sentence
 from akko_assets.aden.llm import LLMError, ask_llm_for_sql, llm_configured
-from akko_assets.aden.parser import MAX_QUESTION_CHARS, Plan, known_summary, normalize, parse, to_sql
+from akko_assets.aden.parser import (
+    MAX_QUESTION_CHARS,
+    Plan,
+    dimension_alias,
+    known_summary,
+    normalize,
+    parse,
+    to_sql,
+)
 from akko_assets.aden.validate import MAX_ROWS, cost_gate, validate_sql
 from akko_assets.catalog.semantic import catalog_path, load_catalog
-from akko_assets.governance import AccessDenied, GovernedExecutor, PolicyEngine, QueryError
+from akko_assets.governance import (
+    AccessDenied,
+    GovernedExecutor,
+    PolicyEngine,
+    QueryError,
+)
 from akko_assets.governance.cli import _json_value, resolve_identity
 from akko_assets.governance.identity import Identity
 from akko_assets.settings import Settings, load_settings
@@ -44,7 +57,7 @@ INJECTION = re.compile(
     r"\b(?:information_schema|pg_catalog|duckdb_\w+|sqlite_master|xp_cmdshell|read_csv\w*|read_parquet|"
     r"iceberg_scan|getenv|attach|pragma|exec(?:ute)?\s*\(|sleep\s*\(|benchmark\s*\(|load_file|into\s+outfile)\b|"
     r"\$\{|\{\{|<script",
-    re.I,
+    re.IGNORECASE,
 )
 
 
@@ -123,8 +136,6 @@ class Aden:
         model = catalog["semantic_model"]
         if plan is not None:
             sentence = answer_sentence(plan, model, result.columns, result.rows)
-            from akko_assets.aden.parser import dimension_alias
-
             dims = [dimension_alias(d, model) for d in plan.dimensions]
         else:
             sentence = llm_answer_sentence(result.columns, result.rows)
@@ -185,4 +196,4 @@ def ask_command(question: str, user: str | None = None, token: str | None = None
     return EXIT_OK
 
 
-__all__ = ["Aden", "Answer", "NO_CATALOG", "ask", "ask_command", "known_summary", "screen_question"]
+__all__ = ["NO_CATALOG", "Aden", "Answer", "ask", "ask_command", "known_summary", "screen_question"]

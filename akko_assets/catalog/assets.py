@@ -2,7 +2,11 @@
 
 import dagster as dg
 
-from akko_assets.catalog.semantic import build_semantic_catalog, catalog_path, write_catalog
+from akko_assets.catalog.semantic import (
+    build_semantic_catalog,
+    catalog_path,
+    write_catalog,
+)
 from akko_assets.resources import AkkoSettingsResource, IcebergResource
 
 SEMANTIC_CATALOG_KEY = dg.AssetKey(["catalog", "semantic_catalog"])

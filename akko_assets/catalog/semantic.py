@@ -91,14 +91,12 @@ METRICS: dict[str, dict[str, Any]] = {
         "description": "Mean anomaly score of the fraud model.",
         "synonyms": ["average fraud score", "mean fraud score", "avg fraud score", "average anomaly score",
                      "average risk score", "average score", "fraud score", "anomaly score", "risk score"],
-        "row_column": "fraud_score",
     },
     "average_sentiment": {
         "label": "average memo sentiment", "kind": "score", "sql": "avg(memo_sentiment)",
         "description": "Mean sentiment of the memo texts (-1..1).",
         "synonyms": ["average memo sentiment", "average sentiment", "mean sentiment", "avg sentiment",
                      "memo sentiment", "sentiment"],
-        "row_column": "memo_sentiment",
     },
     "customers": {
         "label": "customers", "kind": "count", "sql": "count(DISTINCT customer_id)",
@@ -108,8 +106,6 @@ METRICS: dict[str, dict[str, Any]] = {
                      "customers", "cardholders", "card holders", "clients"],
     },
 }
-# Which measure a bare "amount"/"fraud score" comparison filters at row level.
-ROW_MEASURES = {"amount": "amount", "fraud_score": "fraud_score", "memo_sentiment": "memo_sentiment"}
 
 DIMENSIONS: dict[str, dict[str, Any]] = {
     "region": {"label": "region", "synonyms": ["region", "regions", "geography", "area", "areas", "continent"]},
@@ -161,7 +157,7 @@ def _country_names(codes: Iterable[str]) -> dict[str, list[str]]:
         from babel import Locale
 
         territories = Locale("en").territories
-    except Exception:  # no CLDR data: codes still work
+    except Exception:  # noqa: BLE001 - no CLDR data: the codes still work
         territories = {}
     names: dict[str, list[str]] = {}
     for code in codes:
@@ -269,10 +265,12 @@ def build_semantic_catalog(
         entry: dict[str, Any] = {"column": column, "label": spec["label"], "synonyms": spec["synonyms"]}
         if name in VALUE_DIMENSIONS:
             values = _distinct(con, FACT_TABLE, column)
-            synonyms = {
-                "country": lambda: _country_names(values),
-                "merchant_category": lambda: _category_synonyms(values),
-            }.get(name, lambda: VALUE_SYNONYMS.get(name, {}))()
+            if name == "country":
+                synonyms = _country_names(values)
+            elif name == "merchant_category":
+                synonyms = _category_synonyms(values)
+            else:
+                synonyms = VALUE_SYNONYMS.get(name, {})
             entry["values"] = values
             entry["value_synonyms"] = {v: synonyms.get(v, []) for v in values}
             entry["case_sensitive_codes"] = name in CASE_SENSITIVE_DIMENSIONS
@@ -281,7 +279,7 @@ def build_semantic_catalog(
     time_range = con.execute(f"SELECT min(txn_date), max(txn_date) FROM {FACT_TABLE}").fetchone()
     return {
         "version": CATALOG_VERSION,
-        "generated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "as_of": (as_of.isoformat() if as_of else None),
         "manifest": str(manifest_path),
         "tables": tables,
@@ -290,8 +288,7 @@ def build_semantic_catalog(
             "customer_table": CUSTOMER_TABLE if CUSTOMER_TABLE in tables else None,
             "time_column": "txn_date",
             "data_range": [str(time_range[0]) if time_range[0] else None, str(time_range[1]) if time_range[1] else None],
-            "metrics": {k: v for k, v in METRICS.items()},
-            "row_measures": ROW_MEASURES,
+            "metrics": METRICS,
             "dimensions": dimensions,
             "time_grains": TIME_GRAINS,
             "flag_filter": {"sql": "is_flagged", "synonyms": list(_FLAG_WORDS),

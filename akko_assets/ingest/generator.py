@@ -174,6 +174,21 @@ def _timestamps(rng: np.random.Generator, n: int, start: dt.datetime, end: dt.da
     return np.minimum(ts, end_us - 1)
 
 
+# Fraud is not uniform: some regions are hit harder, and a campaign runs in the last two weeks
+# of the window (so "last week" questions have a real answer in the demo).
+REGION_FRAUD_WEIGHT = np.array([0.8, 0.9, 1.0, 1.5, 1.7])  # EU, NA, APAC, LATAM, MEA
+CAMPAIGN_REGIONS = (3, 4)  # LATAM, MEA
+CAMPAIGN_DAYS = 14
+CAMPAIGN_BOOST = 4.0
+
+
+def _fraud_weights(region: np.ndarray, ts: np.ndarray, end: dt.datetime) -> np.ndarray:
+    weight = REGION_FRAUD_WEIGHT[region].copy()
+    campaign_start = int((end - dt.timedelta(days=CAMPAIGN_DAYS)).timestamp() * 1_000_000)
+    weight[(ts >= campaign_start) & np.isin(region, CAMPAIGN_REGIONS)] *= CAMPAIGN_BOOST
+    return weight / weight.sum()
+
+
 def generate_transactions(
     n_rows: int,
     seed: int,
@@ -234,7 +249,7 @@ def generate_transactions(
     is_fraud = np.zeros(n_rows, dtype=bool)
     n_fraud = int(round(n_rows * fraud_share))
     if n_fraud:
-        fraud_rows = rng.choice(n_rows, size=n_fraud, replace=False)
+        fraud_rows = rng.choice(n_rows, size=n_fraud, replace=False, p=_fraud_weights(region, ts, end))
         pattern = rng.integers(0, 4, size=n_fraud)
         is_fraud[fraud_rows] = True
         memo[fraud_rows] = rng.choice(np.array(FRAUD_MEMOS, dtype=object), n_fraud)

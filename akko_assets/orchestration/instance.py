@@ -31,5 +31,21 @@ def prepare_dagster_home(settings: Settings) -> Path:
             tmp.replace(target)  # atomic: a starting webserver never reads half a file
     except OSError as exc:
         raise SettingsError(f"cannot write {target} ({exc.strerror}): point AKKO_HOME at a writable folder") from None
+    _create_storage(home)
     return home
+
+
+def _create_storage(home: Path) -> None:
+    """Create the SQLite storage now, in one process.
+
+    The webserver, the daemon and their code servers all open the instance when they start; on a
+    fresh folder each would create and alembic-stamp the same SQLite files at once, which can leave
+    two heads in `alembic_version` ("has more than one head present") and a broken instance.
+    """
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        instance.get_runs(limit=1)
+        instance.all_instigator_state()
+        instance.get_latest_materialization_event(dg.AssetKey("akko_probe"))
 
