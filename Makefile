@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 AKKO_HOME ?= $(CURDIR)/.akko
 export AKKO_HOME
 
-.PHONY: setup demo test ui bench mlflow-ui aden superset airflow clean
+.PHONY: setup demo test ui bench mlflow-ui aden superset airflow spark clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,20 +27,28 @@ superset: setup
 airflow: setup
 	bash scripts/setup_airflow.sh
 
+spark: setup
+	bash scripts/setup_spark.sh
+
 demo: setup superset
 	$(BIN)/akko services up
 	$(BIN)/akko superset up
 	$(BIN)/akko demo
 
-test: setup superset airflow
+test: setup superset airflow spark
 	$(BIN)/python -m pytest -q
 
 ui: setup
-	DAGSTER_HOME=$(AKKO_HOME)/dagster $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	DAGSTER_HOME=$$($(BIN)/python -m akko_assets.orchestration) $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 bench: setup
 	$(BIN)/python bench/bench_pipeline.py --rows $${AKKO_ROWS:-100000} --json bench/latest.json
 	$(BIN)/python bench/bench_governance.py
+	$(BIN)/python bench/bench_aden.py
+	if [ -d .spark-jars ]; then $(BIN)/python bench/bench_spark.py; fi
+
+bench-scale: setup
+	$(BIN)/python bench/bench_scale.py
 
 aden: setup
 	$(BIN)/streamlit run akko_assets/aden/app.py --server.address 127.0.0.1 --server.port 8501 --server.headless true \

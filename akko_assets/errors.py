@@ -13,6 +13,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from akko_assets.bi.server import SupersetError
     from akko_assets.governance.errors import AccessDenied, QueryError
     from akko_assets.lakehouse.replicate import EmptySource
+    from akko_assets.lakehouse.spark import SparkSetupError
     from akko_assets.ml.registry import NoProductionModel, RegistryUnavailable
     from akko_assets.ml.train import TrainingDataError
     from akko_assets.resources.engine import ExtensionMissing
@@ -20,7 +21,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from akko_assets.settings import SettingsError
 
     return (SourceUnavailable, EmptySource, SettingsError, ExtensionMissing, TrainingDataError, RegistryUnavailable,
-            NoProductionModel, SupersetError, AccessDenied, QueryError)
+            NoProductionModel, SupersetError, AccessDenied, QueryError, SparkSetupError)
 
 
 @contextlib.contextmanager

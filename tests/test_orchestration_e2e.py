@@ -296,8 +296,14 @@ def skip_message(result) -> str:
     return result.skip_reason.skip_message if result.skip_reason else ""
 
 
-def step_windows(stack: Stack, run_id: str, pool: str) -> dict[str, tuple[float, float]]:
-    """(start, end) of every step of the run whose op claims `pool`."""
+def step_seconds(stack: Stack, run_id: str) -> dict[str, float]:
+    """How long each step of a run took (for the figures printed at the end)."""
+    windows = step_windows(stack, run_id, pool=None)
+    return {k: round(end - start, 1) for k, (start, end) in windows.items()}
+
+
+def step_windows(stack: Stack, run_id: str, pool: Optional[str]) -> dict[str, tuple[float, float]]:
+    """(start, end) of every step of the run whose op claims `pool` (every step when None)."""
     from dagster import DagsterEventType
 
     from akko_assets.definitions import defs
@@ -310,7 +316,7 @@ def step_windows(stack: Stack, run_id: str, pool: str) -> dict[str, tuple[float,
     windows: dict[str, list[float]] = {}
     for record in stack.instance.all_logs(run_id, of_type={DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS,
                                                             DagsterEventType.STEP_FAILURE}):
-        if record.step_key in pooled:
+        if record.step_key and (pool is None or record.step_key in pooled):
             windows.setdefault(record.step_key, []).append(record.timestamp)
     return {k: (min(v), max(v)) for k, v in windows.items()}
 
@@ -329,6 +335,7 @@ def test_materialize_all_through_the_ui_mutation(stack: Stack) -> None:
     run_id = stack.launch(asset_keys=keys)  # what "Materialize all" sends (minus bi/ without Superset)
     stack.run_ok(run_id, timeout=700)
     stack.figures["materialize_all_seconds"] = round(time.monotonic() - started, 1)
+    stack.figures["materialize_all_steps"] = step_seconds(stack, run_id)
     stack.state["asset_keys"] = keys
 
     expected = valid_source_ids(stack.dsn)
@@ -409,6 +416,7 @@ def test_sensor_refreshes_exactly_the_new_rows(stack: Stack) -> None:
     run = stack.run_ok(run_id, timeout=400)
     stack.figures["incremental_refresh_1000_rows_seconds"] = round(time.monotonic() - started, 1)
     stack.figures["incremental_refresh_1000_rows_run_seconds"] = round(run["endTime"] - run["startTime"], 1)
+    stack.figures["incremental_refresh_1000_rows_steps"] = step_seconds(stack, run_id)
 
     iceberg_after = curated_ids("banking.transactions")
     assert len(iceberg_after) == len(set(iceberg_after))
@@ -490,11 +498,14 @@ def test_sensor_run_waits_while_a_manual_run_writes_iceberg(stack: Stack) -> Non
     manual_run = stack.run_ok(manual, timeout=400)
     stack.figures["full_refresh_run_seconds"] = round(manual_run["endTime"] - manual_run["startTime"], 1)
     stack.figures["full_refresh_end_to_end_seconds"] = round(time.monotonic() - started, 1)
-    stack.run_ok(sensor_run, timeout=400)
+    stack.figures["full_refresh_steps"] = step_seconds(stack, manual)
+    sensor = stack.run_ok(sensor_run, timeout=400)
 
     manual_windows = step_windows(stack, manual, "iceberg_writer")
     sensor_windows = step_windows(stack, sensor_run, "iceberg_writer")
     assert {"iceberg__banking__transactions", "akko_dbt_models"} <= set(manual_windows) & set(sensor_windows)
+    stack.figures["sensor_run_waited_for_pool_seconds"] = round(
+        sensor_windows["iceberg__banking__transactions"][0] - sensor["startTime"], 1)
     for m_step, (m_start, m_end) in manual_windows.items():
         for s_step, (s_start, s_end) in sensor_windows.items():
             assert s_end <= m_start or s_start >= m_end, (

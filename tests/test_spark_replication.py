@@ -6,11 +6,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import socket
 import subprocess
 import sys
 import textwrap
 import uuid
 from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 import pyarrow as pa
@@ -23,7 +25,11 @@ from akko_assets.ingest.seed import seed_transactions
 from akko_assets.lakehouse import spark as spark_mod
 from akko_assets.lakehouse.catalog import TRANSACTIONS, open_catalog
 from akko_assets.lakehouse.replicate import EmptySource, replicate, validate
-from akko_assets.lakehouse.spark import SparkSetupError, replicate_with_spark, spark_session
+from akko_assets.lakehouse.spark import (
+    SparkSetupError,
+    replicate_with_spark,
+    spark_session,
+)
 from akko_assets.resources.engine import connect_curated
 from akko_assets.resources.postgres import connect, ensure_database
 from akko_assets.settings import load_settings
@@ -36,9 +42,7 @@ SERVER_DSN = os.environ.get("AKKO_TEST_PG_SERVER", "postgresql://postgres@127.0.
 
 def _setup_missing() -> str | None:
     try:
-        spark_mod.java_executable()
-        spark_mod.required_jars()
-        spark_mod._import_pyspark()
+        spark_mod.check_setup()
     except SparkSetupError as exc:
         return f"{exc} (the Spark path is optional: bash scripts/setup_spark.sh installs it)"
     return None
@@ -138,11 +142,16 @@ def test_updates_move_partitions_and_new_rows_arrive(seeded):
     assert set(changed.column("region").to_pylist()) == {"MEA"}
     # The moved rows physically live in region=MEA data files now (copy-on-write: no delete files).
     moved = {"T0000000001", "T0000000002"}
+    in_mea: set[str] = set()
     for task in table.scan().plan_files():
         assert not task.delete_files
-        ids = set(pq.read_table(task.file.file_path.removeprefix("file://"), columns=["transaction_id"])
+        ids = set(pq.read_table(urlparse(task.file.file_path).path, columns=["transaction_id"])
                   .column("transaction_id").to_pylist())
-        assert (moved <= ids) if task.file.partition[0] == "MEA" else not (moved & ids)
+        if task.file.partition[0] == "MEA":
+            in_mea |= ids
+        else:
+            assert not moved & ids, task.file.file_path
+    assert moved <= in_mea
     ids = table.scan().to_arrow().column("transaction_id")
     assert len(ids) == 4000 and pc.count_distinct(ids).as_py() == 4000
     with connect(seeded.pg_dsn) as conn:
@@ -217,7 +226,7 @@ def test_reseed_mirrors_the_new_source(seeded):
 
 def test_spark_rules_match_validate():
     """The Spark SQL rules give every row the reason replicate.validate gives it."""
-    now = dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
     table = generate_transactions(2000, 3, AS_OF)
     rng = np.random.default_rng(1)
     pans = table.column("card_pan").to_pylist()
@@ -271,6 +280,11 @@ def test_missing_pieces_fail_with_the_fix(akko_env, tmp_path, monkeypatch):
     monkeypatch.setenv("AKKO_SPARK_JDBC_JAR", str(tmp_path / "postgresql.jar"))
     with pytest.raises(SparkSetupError, match=r"postgresql\.jar is missing .*libpostgresql-jdbc-java.*setup_spark\.sh"):
         spark_session(settings)
+    with pytest.raises(SparkSetupError, match=r"postgresql\.jar is missing"):
+        replicate_with_spark(settings)  # before it touches PostgreSQL or the catalog:
+    with connect(settings.pg_dsn) as conn:
+        assert conn.execute("SELECT to_regclass('iceberg_tables'), to_regclass('akko.raw_transactions')").fetchone() \
+            == (None, None)
     monkeypatch.delenv("AKKO_SPARK_JDBC_JAR")
     monkeypatch.setenv("AKKO_SPARK_JARS", str(tmp_path))
     with pytest.raises(SparkSetupError, match=r"iceberg-spark-runtime-3\.5_2\.12-1\.10\.2\.jar is missing: run `bash scripts/setup_spark\.sh`"):
@@ -305,9 +319,48 @@ def test_runtime_without_its_jackson_names_the_jar(akko_env, tmp_path):
             print("ERROR:", exc)
     """)
     env = {**os.environ, "AKKO_SPARK_JARS": str(jars)}
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=180,
+    out = subprocess.run([sys.executable, "-c", script], check=False, env=env, capture_output=True, text=True, timeout=180,
                          cwd=Path(__file__).resolve().parent.parent)
     line = next((l for l in out.stdout.splitlines() if l.startswith("ERROR:")), out.stdout + out.stderr[-2000:])
     assert "NoClassDefFoundError" in line and "fasterxml" in line, line
     assert spark_mod.SHADED_JACKSON_JAR in line and "bash scripts/setup_spark.sh" in line, line
     assert "\n" not in line.strip()
+
+
+def test_unreachable_spark_connect_fails_fast(akko_env, monkeypatch):
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("SPARK_REMOTE", f"sc://127.0.0.1:{port}")
+    assert spark_mod.catalog_name() == "iceberg"  # the catalog name of the k8s Spark Connect server
+    with pytest.raises(SparkSetupError, match=f"Spark Connect server sc://127.0.0.1:{port} is not reachable"):
+        spark_session(load_settings())
+    monkeypatch.setenv("SPARK_REMOTE", "http://spark:15002")
+    with pytest.raises(SparkSetupError, match="not a Spark Connect URL"):
+        spark_session(load_settings())
+
+
+def test_dagster_pyspark_resource_runs_the_replication(seeded, tmp_path):
+    """Classic local Spark through dagster-pyspark's PySparkResource, in a run process of its own
+    (as Dagster's multiprocess executor would start it), configured by spark_conf(settings)."""
+    script = textwrap.dedent("""
+        import dagster as dg
+        from dagster_pyspark import PySparkResource
+        from akko_assets.lakehouse.spark import replicate_with_spark, spark_conf
+        from akko_assets.settings import load_settings
+
+        settings = load_settings()
+
+        @dg.asset
+        def replicated(pyspark: PySparkResource) -> dg.MaterializeResult:
+            result = replicate_with_spark(settings, spark=pyspark.spark_session)
+            return dg.MaterializeResult(metadata={"mode": result.mode, "rows": result.table_rows})
+
+        run = dg.materialize([replicated], resources={"pyspark": PySparkResource(spark_config=spark_conf(settings))})
+        meta = run.asset_materializations_for_node("replicated")[0].metadata
+        print("RESULT", meta["mode"].value, meta["rows"].value)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=180,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert "RESULT full 3000" in out.stdout, out.stdout[-2000:] + out.stderr[-3000:]
+    assert open_catalog(seeded).load_table(TRANSACTIONS).scan().to_arrow().num_rows == 3000

@@ -9,10 +9,12 @@ card-testing bursts, large night-time amounts, country jumps and new-merchant sp
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from faker import Faker
 
 from akko_assets.contract import CHANNELS, STATUSES, TRANSACTION_SCHEMA
@@ -189,28 +191,21 @@ def _fraud_weights(region: np.ndarray, ts: np.ndarray, end: dt.datetime) -> np.n
     return weight / weight.sum()
 
 
-def generate_transactions(
-    n_rows: int,
-    seed: int,
-    as_of: dt.date,
-    *,
-    first_index: int = 0,
-    start: dt.datetime | None = None,
-    end: dt.datetime | None = None,
-    loaded_at: dt.datetime | None = None,
-    fraud_share: float = 0.025,
-) -> pa.Table:
-    """Generate `n_rows` transactions as an Arrow table in the data-contract schema.
+# Rows are drawn as small integer codes (indices into the pools below) and become strings only in
+# Arrow, batch by batch: 1M rows cost ~80 MB of NumPy instead of ~1 GB of Python string objects.
+MEMOS = POSITIVE_MEMOS + NEUTRAL_MEMOS + NEGATIVE_MEMOS + FRAUD_MEMOS
+_NEUTRAL_AT = len(POSITIVE_MEMOS)
+_NEGATIVE_AT = _NEUTRAL_AT + len(NEUTRAL_MEMOS)
+_FRAUD_AT = _NEGATIVE_AT + len(NEGATIVE_MEMOS)
+ALL_COUNTRIES = tuple(c for code in REGIONS for c in COUNTRIES[code])
+_COUNTRY_AT = np.cumsum([0] + [len(COUNTRIES[code]) for code in REGIONS])[:-1]  # first index per region
+_COUNTRY_LEN = np.array([len(COUNTRIES[code]) for code in REGIONS])
+GENERATE_BATCH_ROWS = 250_000
 
-    By default rows span the 90 days ending at the end of `as_of` (UTC). `first_index` numbers the
-    transaction ids, so an append continues after existing rows; `start`/`end` narrow the window.
-    """
-    if n_rows <= 0:
-        return TRANSACTION_SCHEMA.empty_table()
-    end = end or dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), tzinfo=dt.timezone.utc)
-    start = start or end - dt.timedelta(days=90)
-    if start >= end:
-        raise ValueError(f"empty time window: start {start} is not before end {end}")
+
+def _draw(n_rows: int, seed: int, start: dt.datetime, end: dt.datetime, first_index: int,
+          fraud_share: float) -> tuple[Pools, dict[str, np.ndarray]]:
+    """Every row as integer codes and numbers, already in time order (the order ids follow)."""
     pools = build_pools(seed, customer_count(max(n_rows, first_index + n_rows)))
     # Each batch gets its own stream so appends differ from the first load but stay deterministic.
     rng = np.random.default_rng([seed, first_index])
@@ -233,18 +228,15 @@ def generate_transactions(
     channel = np.minimum(channel, 2)
     ts = _timestamps(rng, n_rows, start, end)
     region = pools.customer_region[cust].copy()
-    country = pools.customer_country[cust].copy()
+    customer_country = np.array([ALL_COUNTRIES.index(c) for c in pools.customer_country], dtype=np.int64)
+    country = customer_country[cust]
 
     tone = rng.random(n_rows)
-    memo = np.where(
-        tone < 0.12,
-        rng.choice(np.array(POSITIVE_MEMOS, dtype=object), n_rows),
-        np.where(
-            tone < 0.92,
-            rng.choice(np.array(NEUTRAL_MEMOS, dtype=object), n_rows),
-            rng.choice(np.array(NEGATIVE_MEMOS, dtype=object), n_rows),
-        ),
-    )
+    positive = rng.choice(len(POSITIVE_MEMOS), n_rows)
+    neutral = _NEUTRAL_AT + rng.choice(len(NEUTRAL_MEMOS), n_rows)
+    negative = _NEGATIVE_AT + rng.choice(len(NEGATIVE_MEMOS), n_rows)
+    memo = np.where(tone < 0.12, positive, np.where(tone < 0.92, neutral, negative))
+    del positive, neutral, negative
 
     is_fraud = np.zeros(n_rows, dtype=bool)
     n_fraud = int(round(n_rows * fraud_share))
@@ -252,7 +244,7 @@ def generate_transactions(
         fraud_rows = rng.choice(n_rows, size=n_fraud, replace=False, p=_fraud_weights(region, ts, end))
         pattern = rng.integers(0, 4, size=n_fraud)
         is_fraud[fraud_rows] = True
-        memo[fraud_rows] = rng.choice(np.array(FRAUD_MEMOS, dtype=object), n_fraud)
+        memo[fraud_rows] = _FRAUD_AT + rng.choice(len(FRAUD_MEMOS), n_fraud)
 
         # 0: card-testing burst: small online amounts at one merchant within minutes of an anchor.
         burst = fraud_rows[pattern == 0]
@@ -265,7 +257,7 @@ def generate_transactions(
             channel[burst] = 0
             merchant[burst] = merchant[anchor_of]
             region[burst] = pools.customer_region[cust[burst]]
-            country[burst] = pools.customer_country[cust[burst]]
+            country[burst] = customer_country[cust[burst]]
         # 1: large night-time amount.
         night = fraud_rows[pattern == 1]
         ts[night] = ts[night] - (ts[night] % 86_400_000_000) + rng.integers(1, 5, len(night)) * 3_600_000_000
@@ -274,7 +266,7 @@ def generate_transactions(
         jump = fraud_rows[pattern == 2]
         new_region = (region[jump] + rng.integers(1, len(REGIONS), len(jump))) % len(REGIONS)
         region[jump] = new_region
-        country[jump] = [COUNTRIES[REGIONS[r]][i % len(COUNTRIES[REGIONS[r]])] for i, r in enumerate(new_region)]
+        country[jump] = _COUNTRY_AT[new_region] + np.arange(len(jump)) % _COUNTRY_LEN[new_region]
         amount[jump] = amount[jump] * rng.uniform(2, 6, len(jump))
         channel[jump] = rng.choice([1, 2], len(jump))
         # 3: spike at a merchant the customer never uses (any category, high amount).
@@ -288,29 +280,93 @@ def generate_transactions(
     start_us = int(start.timestamp() * 1_000_000)
     ts = np.clip(ts, start_us, end_us - 1)
     amount = np.round(np.clip(amount, 0.5, 999_999.0), 2)
-    region_codes = np.array(REGIONS, dtype=object)[region]
-    ids = np.char.add("T", np.char.zfill(np.arange(first_index, first_index + n_rows).astype(str), 10))
-    loaded = loaded_at or dt.datetime.now(dt.timezone.utc)
-    columns = {
-        "transaction_id": ids.astype(object),
-        "customer_id": np.char.add("C", np.char.zfill(cust.astype(str), 7)).astype(object),
-        "customer_name": pools.customer_names[cust],
-        "card_pan": pools.customer_pan[cust],
-        "amount": pa.array(amount, pa.float64()).cast(pa.decimal128(12, 2)),
-        "currency": np.array([CURRENCY[r] for r in REGIONS], dtype=object)[region],
-        "merchant": pools.merchant_names[merchant],
-        "merchant_category": np.array(CATEGORY_NAMES, dtype=object)[cat],
-        "channel": np.array(CHANNELS, dtype=object)[channel],
-        "region": region_codes,
-        "country": country,
-        "status": pools.customer_status[cust],
-        "memo": memo,
-        "ts": pa.array(ts, pa.timestamp("us", tz="UTC")),
-        "is_fraud": is_fraud,
-        "updated_at": pa.array(np.full(n_rows, int(loaded.timestamp() * 1_000_000)), pa.timestamp("us", tz="UTC")),
+    order = np.argsort(ts, kind="stable")  # ids follow time order, as a real system would assign them
+    columns = {"cust": cust, "cat": cat, "merchant": merchant, "channel": channel, "region": region,
+               "country": country, "memo": memo, "amount": amount, "ts": ts, "is_fraud": is_fraud}
+    return pools, {name: values[order] for name, values in columns.items()}
+
+
+def _prefixed(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
+    """'T0000000042' from 42, in Arrow's C kernels."""
+    padded = pc.utf8_lpad(pa.array(numbers).cast(pa.string()), width, "0")
+    return pc.binary_join_element_wise(prefix, padded, "")
+
+
+def iter_transaction_batches(
+    n_rows: int,
+    seed: int,
+    as_of: dt.date,
+    *,
+    first_index: int = 0,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    loaded_at: dt.datetime | None = None,
+    fraud_share: float = 0.025,
+    batch_rows: int = GENERATE_BATCH_ROWS,
+) -> Iterator[pa.Table]:
+    """The rows of `generate_transactions` as consecutive Arrow tables of at most `batch_rows` rows.
+
+    The whole draw happens first (fraud patterns span the window), so the rows do not depend on
+    `batch_rows`; only the strings are built per batch, which is what keeps memory bounded.
+    """
+    if n_rows <= 0:
+        return
+    end = end or dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), tzinfo=dt.timezone.utc)
+    start = start or end - dt.timedelta(days=90)
+    if start >= end:
+        raise ValueError(f"empty time window: start {start} is not before end {end}")
+    pools, rows = _draw(n_rows, seed, start, end, first_index, fraud_share)
+    loaded_us = int((loaded_at or dt.datetime.now(dt.timezone.utc)).timestamp() * 1_000_000)
+    names = pa.array(pools.customer_names, pa.string())
+    pans = pa.array(pools.customer_pan, pa.string())
+    statuses = pa.array(pools.customer_status, pa.string())
+    merchants = pa.array(pools.merchant_names, pa.string())
+    lookups = {
+        "currency": pa.array([CURRENCY[r] for r in REGIONS]), "merchant_category": pa.array(CATEGORY_NAMES),
+        "channel": pa.array(CHANNELS), "region": pa.array(REGIONS), "country": pa.array(ALL_COUNTRIES),
+        "memo": pa.array(MEMOS),
     }
-    table = pa.table({name: columns[name] for name in TRANSACTION_SCHEMA.names})
-    order = np.argsort(ts, kind="stable")
-    # Ids follow time order, as a real system would assign them.
-    table = table.take(pa.array(order)).set_column(0, "transaction_id", pa.array(ids.astype(object)))
-    return table.cast(TRANSACTION_SCHEMA)
+    for lo in range(0, n_rows, batch_rows):
+        hi = min(lo + batch_rows, n_rows)
+        cust, region = rows["cust"][lo:hi], rows["region"][lo:hi]
+        columns = {
+            "transaction_id": _prefixed("T", np.arange(first_index + lo, first_index + hi), 10),
+            "customer_id": _prefixed("C", cust, 7),
+            "customer_name": names.take(cust),
+            "card_pan": pans.take(cust),
+            "amount": pa.array(rows["amount"][lo:hi], pa.float64()).cast(pa.decimal128(12, 2)),
+            "currency": lookups["currency"].take(region),
+            "merchant": merchants.take(rows["merchant"][lo:hi]),
+            "merchant_category": lookups["merchant_category"].take(rows["cat"][lo:hi]),
+            "channel": lookups["channel"].take(rows["channel"][lo:hi]),
+            "region": lookups["region"].take(region),
+            "country": lookups["country"].take(rows["country"][lo:hi]),
+            "status": statuses.take(cust),
+            "memo": lookups["memo"].take(rows["memo"][lo:hi]),
+            "ts": pa.array(rows["ts"][lo:hi], pa.timestamp("us", tz="UTC")),
+            "is_fraud": pa.array(rows["is_fraud"][lo:hi]),
+            "updated_at": pa.array(np.full(hi - lo, loaded_us), pa.timestamp("us", tz="UTC")),
+        }
+        yield pa.table({name: columns[name] for name in TRANSACTION_SCHEMA.names}).cast(TRANSACTION_SCHEMA)
+
+
+def generate_transactions(
+    n_rows: int,
+    seed: int,
+    as_of: dt.date,
+    *,
+    first_index: int = 0,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    loaded_at: dt.datetime | None = None,
+    fraud_share: float = 0.025,
+) -> pa.Table:
+    """Generate `n_rows` transactions as an Arrow table in the data-contract schema.
+
+    By default rows span the 90 days ending at the end of `as_of` (UTC). `first_index` numbers the
+    transaction ids, so an append continues after existing rows; `start`/`end` narrow the window.
+    For large sizes use `iter_transaction_batches` (same rows, bounded memory).
+    """
+    batches = list(iter_transaction_batches(n_rows, seed, as_of, first_index=first_index, start=start, end=end,
+                                            loaded_at=loaded_at, fraud_share=fraud_share))
+    return pa.concat_tables(batches) if batches else TRANSACTION_SCHEMA.empty_table()

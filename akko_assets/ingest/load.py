@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import psycopg
@@ -90,19 +91,28 @@ def copy_transactions(conn: psycopg.Connection, table: pa.Table, batch_rows: int
     return table.num_rows
 
 
-def replace_transactions(conn: psycopg.Connection, table: pa.Table) -> int:
+Batches = pa.Table | Iterable[pa.Table]
+
+
+def _copy_all(conn: psycopg.Connection, data: Batches) -> int:
+    # An iterable of tables (e.g. iter_transaction_batches) is consumed one batch at a time, so
+    # memory stays at one batch however many rows there are.
+    return sum(copy_transactions(conn, t) for t in ([data] if isinstance(data, pa.Table) else data))
+
+
+def replace_transactions(conn: psycopg.Connection, data: Batches) -> int:
     """Replace all rows atomically: readers see the old rows until the new ones commit."""
     with conn.transaction():
         ensure_schema(conn)
         conn.execute(f"TRUNCATE {RAW_TABLE}")
         bump_generation(conn)
-        return copy_transactions(conn, table)
+        return _copy_all(conn, data)
 
 
-def append_transactions(conn: psycopg.Connection, table: pa.Table) -> int:
+def append_transactions(conn: psycopg.Connection, data: Batches) -> int:
     with conn.transaction():
         ensure_schema(conn)
-        return copy_transactions(conn, table)
+        return _copy_all(conn, data)
 
 
 def insert_transactions_rowwise(conn: psycopg.Connection, table: pa.Table) -> int:

@@ -6,7 +6,7 @@ import dagster as dg
 from akko_assets.errors import fails_clearly
 from akko_assets.lakehouse.catalog import TRANSACTIONS
 from akko_assets.lakehouse.replicate import replicate
-from akko_assets.resources import IcebergResource, PostgresResource
+from akko_assets.resources import AkkoSettingsResource, IcebergResource, PostgresResource
 
 TRANSACTIONS_KEY = dg.AssetKey(["iceberg", "banking", "transactions"])
 
@@ -29,17 +29,29 @@ class ReplicateConfig(dg.Config):
 )
 @fails_clearly
 def banking_transactions(
-    context: dg.AssetExecutionContext, config: ReplicateConfig, postgres: PostgresResource, iceberg: IcebergResource
+    context: dg.AssetExecutionContext,
+    config: ReplicateConfig,
+    settings: AkkoSettingsResource,
+    postgres: PostgresResource,
+    iceberg: IcebergResource,
 ) -> dg.MaterializeResult:
+    s = settings.get()
     catalog = iceberg.catalog()
-    with postgres.connect() as conn:
-        result = replicate(conn, catalog, full=config.full_refresh)
-    context.log.info(f"{result.mode} replication: {result.rows_inserted} inserted, {result.rows_updated} updated")
+    if s.replicator == "spark":
+        # Spark reads PostgreSQL over JDBC and runs MERGE INTO on the same Iceberg table.
+        from akko_assets.lakehouse.spark import replicate_with_spark
+
+        result = replicate_with_spark(s, full=config.full_refresh)
+    else:
+        with postgres.connect() as conn:
+            result = replicate(conn, catalog, full=config.full_refresh)
+    context.log.info(f"{result.mode} replication ({s.replicator}): {result.rows_inserted} inserted, {result.rows_updated} updated")
     table = catalog.load_table(TRANSACTIONS)
     preview = table.scan(limit=5, selected_fields=("transaction_id", "region", "amount", "ts")).to_pandas()
     return dg.MaterializeResult(
         metadata={
             "mode": result.mode,
+            "replicator": s.replicator,
             "source_rows_read": result.source_rows_read,
             "rows_inserted": result.rows_inserted,
             "rows_updated": result.rows_updated,

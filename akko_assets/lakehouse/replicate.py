@@ -1,9 +1,10 @@
 """Replicate `akko.raw_transactions` into Iceberg `banking.transactions` with MERGE semantics.
 
-PostgreSQL streams rows out with COPY into a temporary CSV file that Arrow parses in C; rows that
-break the contract are quarantined in `akko.raw_transactions_rejects`; valid rows are upserted on
-`transaction_id` together with the new high-water mark in ONE Iceberg commit, so a run that dies
-half-way leaves the table at its previous snapshot and the next run redoes the same work.
+PostgreSQL streams rows out with COPY into a temporary CSV file that Arrow parses in C, batch by
+batch (memory stays at one batch whatever the table size); rows that break the contract are
+quarantined in `akko.raw_transactions_rejects`; valid rows are upserted on `transaction_id` together
+with the new high-water mark in ONE Iceberg commit, so a run that dies half-way leaves the table at
+its previous snapshot and the next run redoes the same work.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import datetime as dt
 import json
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,13 +23,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from pyiceberg.catalog import Catalog
-from pyiceberg.expressions import In
+from pyiceberg.exceptions import CommitFailedException
+from pyiceberg.expressions import AlwaysTrue, In
 
 from akko_assets.contract import TRANSACTION_SCHEMA
 from akko_assets.ingest.load import RAW_TABLE, current_generation, ensure_schema
 from akko_assets.lakehouse.catalog import ensure_transactions_table
 from akko_assets.settings import REGIONS
 
+# Rows validated, quarantined and written per step; bounds memory at any source size.
+REPLICATE_BATCH_ROWS = 250_000
+COMMIT_ATTEMPTS = 3
+REPLICATE_LOCK_KEY = 0x616B6B6F  # pg_advisory_lock key ("akko"): replications of one source take turns
 HWM_PROPERTY = "akko.source.high-water-mark"
 GENERATION_PROPERTY = "akko.source.generation"
 REJECTS_DDL = """
@@ -58,6 +65,7 @@ class ReplicationResult:
     snapshot_id: int | None = None
     high_water_mark: str | None = None
     seconds: float = 0.0
+    attempts: int = 1  # > 1 when a commit lost to a concurrent writer and the step was redone
 
 
 def _select_sql(since: dt.datetime | None) -> str:
@@ -68,13 +76,27 @@ def _select_sql(since: dt.datetime | None) -> str:
     return f"SELECT {', '.join(cols)} FROM {RAW_TABLE} {where} ORDER BY transaction_id"
 
 
-def read_source(conn: psycopg.Connection, since: dt.datetime | None, workdir: Path) -> pa.Table:
-    """Rows changed after `since` (all rows when None) as an Arrow table in the contract schema."""
+def _spool(conn: psycopg.Connection, since: dt.datetime | None, workdir: Path) -> Path:
+    """COPY the rows out to a CSV file: PostgreSQL's snapshot ends quickly, memory stays flat."""
     path = workdir / "raw_transactions.csv"
     with conn.cursor() as cur, path.open("wb") as out:
         with cur.copy(f"COPY ({_select_sql(since)}) TO STDOUT (FORMAT csv)") as copy:
             for chunk in copy:
                 out.write(chunk)
+    return path
+
+
+def _to_contract(table: pa.Table) -> pa.Table:
+    # Decimal via string keeps cents exact.
+    amount = table.column("amount").cast(pa.decimal128(12, 2))
+    table = table.set_column(table.schema.get_field_index("amount"), "amount", amount)
+    return table.cast(TRANSACTION_SCHEMA, safe=False)
+
+
+def iter_spooled(path: Path, batch_rows: int = REPLICATE_BATCH_ROWS) -> Iterator[pa.Table]:
+    """The spooled CSV as contract-schema tables of about `batch_rows` rows, parsed in C by Arrow."""
+    if path.stat().st_size == 0:
+        return
     convert = pacsv.ConvertOptions(
         column_types={f.name: (pa.string() if f.type == pa.decimal128(12, 2) else f.type) for f in TRANSACTION_SCHEMA},
         strings_can_be_null=True,
@@ -83,21 +105,35 @@ def read_source(conn: psycopg.Connection, since: dt.datetime | None, workdir: Pa
         false_values=["f"],
         quoted_strings_can_be_null=False,  # PostgreSQL quotes empty strings and leaves NULL bare
     )
-    if path.stat().st_size == 0:
-        return TRANSACTION_SCHEMA.empty_table()
     read = pacsv.ReadOptions(column_names=TRANSACTION_SCHEMA.names, block_size=16 << 20)
-    table = pacsv.read_csv(path, read_options=read, convert_options=convert)
+    pending: list[pa.RecordBatch] = []
+    with pacsv.open_csv(path, read_options=read, convert_options=convert) as reader:
+        for batch in reader:
+            pending.append(batch)
+            if sum(b.num_rows for b in pending) >= batch_rows:
+                yield _to_contract(pa.Table.from_batches(pending))
+                pending = []
+    if pending:
+        yield _to_contract(pa.Table.from_batches(pending))
+
+
+def read_source(conn: psycopg.Connection, since: dt.datetime | None, workdir: Path) -> pa.Table:
+    """Rows changed after `since` (all rows when None) as an Arrow table in the contract schema."""
+    path = _spool(conn, since, workdir)
+    tables = list(iter_spooled(path))
     path.unlink()
-    # Decimal via string keeps cents exact.
-    amount = table.column("amount").cast(pa.decimal128(12, 2))
-    table = table.set_column(table.schema.get_field_index("amount"), "amount", amount)
-    return table.cast(TRANSACTION_SCHEMA, safe=False) if table.num_rows else TRANSACTION_SCHEMA.empty_table()
+    return pa.concat_tables(tables) if tables else TRANSACTION_SCHEMA.empty_table()
+
+
+def _pan_shaped(value: object) -> bool:
+    # isascii: str.isdigit() also accepts other scripts' digits, which are no card number.
+    return isinstance(value, str) and len(value) == 16 and value.isascii() and value.isdigit()
 
 
 def _luhn_ok(pans: pa.ChunkedArray) -> np.ndarray:
     values = pans.to_numpy(zero_copy_only=False)
     ok = np.zeros(len(values), dtype=bool)
-    shaped = np.array([v if isinstance(v, str) and len(v) == 16 and v.isdigit() else "0" * 15 + "1" for v in values])
+    shaped = np.array([v if _pan_shaped(v) else "0" * 15 + "1" for v in values])
     digits = shaped.view(np.uint32).reshape(len(values), -1)[:, :16].astype(np.int64) - ord("0") if len(values) else None
     if digits is None:
         return ok
@@ -105,7 +141,7 @@ def _luhn_ok(pans: pa.ChunkedArray) -> np.ndarray:
     doubled = rev[:, 1::2] * 2
     rev[:, 1::2] = np.where(doubled > 9, doubled - 9, doubled)
     ok = rev.sum(axis=1) % 10 == 0
-    well_formed = np.array([isinstance(v, str) and len(v) == 16 and v.isdigit() for v in values], dtype=bool)
+    well_formed = np.array([_pan_shaped(v) for v in values], dtype=bool)
     return ok & well_formed
 
 
@@ -156,16 +192,41 @@ def quarantine(conn: psycopg.Connection, rejected: pa.Table) -> None:
 
 
 def replicate(conn: psycopg.Connection, catalog: Catalog, *, full: bool = False,
-              now: dt.datetime | None = None) -> ReplicationResult:
+              now: dt.datetime | None = None, batch_rows: int = REPLICATE_BATCH_ROWS,
+              max_attempts: int = COMMIT_ATTEMPTS) -> ReplicationResult:
     """Bring `banking.transactions` up to date with PostgreSQL.
 
     Full mirror when asked, when the table is new, or when the source was re-seeded (its generation
     changed); otherwise an incremental MERGE of rows whose `updated_at` passed the high-water mark.
+    Runs that share the source database take turns (an advisory lock); a commit that still loses
+    to another writer of the table (Spark, another catalog client) redoes the whole step.
     """
     started = time.perf_counter()
-    now = now or dt.datetime.now(dt.timezone.utc)
+    conn.execute("SELECT pg_advisory_lock(%s)", (REPLICATE_LOCK_KEY,))  # held by the session, until unlock
     ensure_schema(conn)
     conn.commit()
+    try:
+        for attempt in range(1, max_attempts + 1):
+            try:
+                result = _replicate_once(conn, catalog, full=full, now=now, batch_rows=batch_rows)
+            except CommitFailedException:
+                if attempt == max_attempts:
+                    raise
+                continue
+            result.attempts = attempt
+            result.seconds = round(time.perf_counter() - started, 3)
+            return result
+        raise AssertionError("unreachable")
+    finally:
+        if not conn.closed and not conn.broken:
+            conn.rollback()
+            conn.execute("SELECT pg_advisory_unlock(%s)", (REPLICATE_LOCK_KEY,))
+            conn.commit()
+
+
+def _replicate_once(conn: psycopg.Connection, catalog: Catalog, *, full: bool, now: dt.datetime | None,
+                    batch_rows: int) -> ReplicationResult:
+    now = now or dt.datetime.now(dt.timezone.utc)
     table = ensure_transactions_table(catalog)
     props = table.properties
     with tempfile.TemporaryDirectory(prefix="akko-replicate-") as tmp:
@@ -179,30 +240,39 @@ def replicate(conn: psycopg.Connection, catalog: Catalog, *, full: bool = False,
             hwm_text = props.get(HWM_PROPERTY)
             incremental = not full and hwm_text is not None and props.get(GENERATION_PROPERTY) == generation
             since = dt.datetime.fromisoformat(hwm_text) if incremental else None
-            source = read_source(conn, since, Path(tmp))
-    valid, rejected, reject_counts = validate(source, now)
-    with conn.transaction():
-        quarantine(conn, rejected)
+            spooled = _spool(conn, since, Path(tmp))
 
-    properties = {HWM_PROPERTY: new_hwm.isoformat(), GENERATION_PROPERTY: generation}
-    inserted = updated = 0
-    with table.transaction() as tx:
-        if incremental:
-            rejected_ids = [i for i in rejected.column("transaction_id").to_pylist() if i is not None]
-            if rejected_ids:
-                tx.delete(In("transaction_id", rejected_ids))  # a row that turned invalid leaves the curated table
-            if valid.num_rows:
-                result = tx.upsert(valid, join_cols=["transaction_id"])
-                inserted, updated = result.rows_inserted, result.rows_updated
-        else:
-            tx.overwrite(valid)
-            inserted = valid.num_rows
-        tx.set_properties(properties)
+        properties = {HWM_PROPERTY: new_hwm.isoformat(), GENERATION_PROPERTY: generation}
+        read = inserted = updated = 0
+        reject_counts: dict[str, int] = {}
+        # One Iceberg transaction for every batch: a run that dies half-way commits nothing.
+        with table.transaction() as tx:
+            if not incremental:
+                tx.delete(AlwaysTrue())
+            for source in iter_spooled(spooled, batch_rows):
+                read += source.num_rows
+                valid, rejected, counts = validate(source, now)
+                for why, n in counts.items():
+                    reject_counts[why] = reject_counts.get(why, 0) + n
+                with conn.transaction():
+                    quarantine(conn, rejected)
+                if incremental:
+                    rejected_ids = [i for i in rejected.column("transaction_id").to_pylist() if i is not None]
+                    if rejected_ids:
+                        tx.delete(In("transaction_id", rejected_ids))  # a row that turned invalid leaves the curated table
+                    if valid.num_rows:
+                        result = tx.upsert(valid, join_cols=["transaction_id"])
+                        inserted, updated = inserted + result.rows_inserted, updated + result.rows_updated
+                elif valid.num_rows:
+                    # Partitioned tables take Arrow tables, not streams (pyiceberg 0.12): append batch by batch.
+                    tx.append(valid)
+                    inserted += valid.num_rows
+            tx.set_properties(properties)
     table = catalog.load_table(table.name())
     snapshot = table.current_snapshot()
     return ReplicationResult(
         mode="incremental" if incremental else "full",
-        source_rows_read=source.num_rows,
+        source_rows_read=read,
         rows_written=inserted + updated,
         rows_inserted=inserted,
         rows_updated=updated,
@@ -210,5 +280,4 @@ def replicate(conn: psycopg.Connection, catalog: Catalog, *, full: bool = False,
         table_rows=int(snapshot.summary.get("total-records", 0)) if snapshot and snapshot.summary else 0,
         snapshot_id=snapshot.snapshot_id if snapshot else None,
         high_water_mark=properties[HWM_PROPERTY],
-        seconds=round(time.perf_counter() - started, 3),
     )

@@ -16,17 +16,25 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import re
 import shutil
+import socket
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlparse
 
 import pyarrow as pa
 from psycopg.conninfo import conninfo_to_dict
 
 from akko_assets.contract import TRANSACTION_SCHEMA
 from akko_assets.ingest.load import RAW_TABLE, current_generation, ensure_schema
-from akko_assets.lakehouse.catalog import CATALOG_NAME, TRANSACTIONS, ensure_transactions_table, open_catalog
+from akko_assets.lakehouse.catalog import (
+    CATALOG_NAME,
+    TRANSACTIONS,
+    ensure_transactions_table,
+    open_catalog,
+)
 from akko_assets.lakehouse.replicate import (
     GENERATION_PROPERTY,
     HWM_PROPERTY,
@@ -164,6 +172,9 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.sql.session.timeZone": "UTC",
         # A few thousand to a few hundred thousand rows: 200 shuffle partitions would be pure overhead.
         "spark.sql.shuffle.partitions": "4",
+        # Deny by default: the driver's ports listen on loopback only, and there is no web UI.
+        "spark.driver.bindAddress": "127.0.0.1",
+        "spark.driver.host": "127.0.0.1",
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.driver.memory": os.environ.get("AKKO_SPARK_DRIVER_MEMORY", "1g"),
@@ -189,6 +200,7 @@ def spark_session(settings: Settings) -> SparkSession:
     remote = os.environ.get("SPARK_REMOTE", "").strip()
     if remote:
         # Spark Connect: jars, SQL extensions and the catalog are configured on the server.
+        check_remote(remote)
         session = SparkSession.builder.remote(remote).getOrCreate()
         session.conf.set("spark.sql.session.timeZone", "UTC")
         return session
@@ -203,6 +215,7 @@ def spark_session(settings: Settings) -> SparkSession:
         for name, value in catalog_conf(settings).items():
             session.conf.set(name, value)
     else:
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # read by the JVM launcher; silences its hostname probe
         builder = SparkSession.builder
         for name, value in conf.items():
             builder = builder.config(name, value)
@@ -215,6 +228,35 @@ def spark_session(settings: Settings) -> SparkSession:
     return session
 
 
+def check_setup() -> None:
+    """Everything a run needs that can be checked without starting a JVM; raises SparkSetupError."""
+    _import_pyspark()
+    remote = os.environ.get("SPARK_REMOTE", "").strip()
+    if remote:
+        check_remote(remote)
+    else:
+        java_executable()
+        required_jars()
+
+
+def check_remote(url: str, timeout: float = 5.0) -> None:
+    """Fail fast on an unreachable Spark Connect server: the 3.5 client retries for minutes."""
+    parsed = urlparse(url.split(";", 1)[0])
+    if parsed.scheme != "sc" or not parsed.hostname:
+        raise SparkSetupError(f"SPARK_REMOTE={url!r} is not a Spark Connect URL: use sc://host:15002")
+    try:
+        import grpc_status  # noqa: F401 - the Connect client's one dependency the core stack lacks
+    except ImportError:
+        raise SparkSetupError("the Spark Connect client needs grpcio-status: `pip install grpcio-status`") from None
+    try:
+        socket.create_connection((parsed.hostname, parsed.port or 15002), timeout=timeout).close()
+    except OSError as exc:
+        raise SparkSetupError(
+            f"Spark Connect server {url} is not reachable ({exc.strerror or exc}): deploy k8s/base/spark-connect "
+            "or unset SPARK_REMOTE to run Spark locally"
+        ) from None
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0][:300] if text else type(exc).__name__
@@ -225,11 +267,12 @@ def explain_spark_error(exc: BaseException) -> SparkSetupError | None:
     text = str(exc)
     if "org.postgresql.Driver" in text or "No suitable driver" in text:
         return SparkSetupError(f"PostgreSQL JDBC driver not loaded by Spark ({jdbc_jar()}): run `{SETUP_COMMAND}`")
-    if ("NoClassDefFoundError" in text or "ClassNotFoundException" in text) and "iceberg" in text.lower():
-        missing = next((w for w in text.replace(":", " ").split() if "iceberg" in w and "/" in w or "iceberg." in w), "")
+    class_missing = ("NoClassDefFoundError", "ClassNotFoundException", "Cannot find catalog plugin class")
+    if any(marker in text for marker in class_missing) and "iceberg" in text.lower():
+        found = re.search(r"org[./]apache[./]iceberg[\w./$]*", text)
         return SparkSetupError(
-            f"Iceberg Spark runtime incomplete (NoClassDefFoundError {missing}): {jars_dir() / RUNTIME_JAR} and "
-            f"{jars_dir() / SHADED_JACKSON_JAR} are needed: run `{SETUP_COMMAND}`"
+            f"Iceberg Spark runtime incomplete (NoClassDefFoundError {found.group(0) if found else 'iceberg'}): "
+            f"{jars_dir() / RUNTIME_JAR} and {jars_dir() / SHADED_JACKSON_JAR} are needed: run `{SETUP_COMMAND}`"
         )
     return None
 
@@ -335,9 +378,14 @@ def replicate_with_spark(settings: Settings, *, full: bool = False, now: dt.date
     are two Iceberg commits, not one: if a run dies between them the table holds the new rows with
     the old mark, and the next run merges the same rows again, which changes nothing (the MERGE
     only touches rows that differ). So a crash costs repeated work, never lost or doubled rows.
+    Spark's MERGE cannot carry table-property updates in its own commit, so a second commit is needed
+    whichever engine writes the properties; Spark writes them so one engine (and, on k8s, one
+    Spark Connect server) does all writes of a run.
     """
     started = time.perf_counter()
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
+    if spark is None:
+        check_setup()  # fail on a missing jar/Java before touching PostgreSQL or the catalog
     catalog = open_catalog(settings)
     # pyiceberg owns the table definition (identifier field, partition spec), so both paths share it.
     table = ensure_transactions_table(catalog)
