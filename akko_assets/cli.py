@@ -16,9 +16,21 @@ app.add_typer(services_app, name="services")
 app.add_typer(superset_app, name="superset")
 
 
+TRACEPARENT_HELP = "W3C traceparent joining this call to a caller's trace (e.g. a Dagster run's `traceparent` tag)."
+
+
 def _fail(message: str, code: int = 1) -> None:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
+
+
+def _traceparent(value: Optional[str]) -> Optional[str]:
+    from akko_assets.observability.tracing import check_traceparent
+
+    try:
+        return check_traceparent(value)
+    except ValueError as exc:
+        _fail(str(exc), code=2)
 
 
 def _settings():
@@ -91,11 +103,15 @@ def sql(
     user: Optional[str] = typer.Option(None, help="Realm user to run as (e.g. carol)."),
     token: Optional[str] = typer.Option(None, help="A JWT instead of --user."),
     as_json: bool = typer.Option(False, "--json", help="Print {columns, rows} as JSON."),
+    traceparent: Optional[str] = typer.Option(None, envvar="TRACEPARENT", help=TRACEPARENT_HELP),
 ) -> None:
     """Run a governed query: masks and row filters of the user's role apply."""
     from akko_assets.governance.cli import run_sql_command
+    from akko_assets.observability.tracing import attached
 
-    raise typer.Exit(run_sql_command(query, user=user, token=token, as_json=as_json))
+    with attached(_traceparent(traceparent)):
+        code = run_sql_command(query, user=user, token=token, as_json=as_json)
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -104,11 +120,24 @@ def ask(
     user: Optional[str] = typer.Option(None, help="Realm user to ask as (e.g. carol)."),
     token: Optional[str] = typer.Option(None, help="A JWT instead of --user."),
     as_json: bool = typer.Option(False, "--json", help="Print {answer, sql, columns, rows} as JSON."),
+    traceparent: Optional[str] = typer.Option(None, envvar="TRACEPARENT", help=TRACEPARENT_HELP),
 ) -> None:
     """Ask ADEN a question over the curated layer; answered as the asking user (governed)."""
     from akko_assets.aden import ask_command
 
-    raise typer.Exit(ask_command(question, user=user, token=token, as_json=as_json))
+    raise typer.Exit(ask_command(question, user=user, token=token, as_json=as_json, traceparent=_traceparent(traceparent)))
+
+
+@app.command("trace")
+def trace_cmd(run: str = typer.Argument("last", help="A Dagster run id (or prefix), or `last`.")) -> None:
+    """Print a run's span tree (Airflow, Dagster run and steps, engine queries, ADEN) with durations."""
+    from akko_assets.observability.tree import TraceNotFound, trace_command
+
+    _settings()  # AKKO_HOME checked like every command
+    try:
+        typer.echo(trace_command(run))
+    except TraceNotFound as exc:
+        _fail(str(exc))
 
 
 @app.command("token")

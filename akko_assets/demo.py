@@ -70,8 +70,17 @@ def run_demo(settings: Settings, rows: int | None = None) -> int:
 
     job = defs.resolve_job_def("banking_fraud_demo")
     run_config = {"ops": {"postgres__raw_transactions": {"config": {"rows": rows}}}} if rows else None
+    from akko_assets.observability import tracing
+    from akko_assets.observability.runs import RUN_SPAN_BY_CALLER, RUN_SPAN_TAG, emit_run_span
+
     started = time.perf_counter()
-    result = job.execute_in_process(instance=instance, run_config=run_config, raise_on_error=False)
+    # The demo is the root of one trace: the run (and its steps and queries) hang under it.
+    with tracing.span("akko demo", tracing.SERVICE_DAGSTER, attributes={"akko.rows": rows or settings.rows}):
+        tags = {tracing.TRACEPARENT_TAG: tracing.current_traceparent() or "", RUN_SPAN_TAG: RUN_SPAN_BY_CALLER}
+        result = job.execute_in_process(instance=instance, run_config=run_config, raise_on_error=False,
+                                        tags={k: v for k, v in tags.items() if v})
+        trace_id = emit_run_span(instance, result.dagster_run)
+    tracing.flush()
     total = time.perf_counter() - started
 
     checks: dict[str, list[str]] = defaultdict(list)
@@ -101,6 +110,8 @@ def run_demo(settings: Settings, rows: int | None = None) -> int:
     print("                  make aden       -> http://127.0.0.1:8501")
     print("  Governed SQL    akko sql \"SELECT region, count(*) FROM marts.fct_transactions GROUP BY 1\" --user erin")
     print("  MLflow          make mlflow-ui  -> http://127.0.0.1:5000")
+    where = f"sent to {tracing.otlp_endpoint()}" if tracing.otlp_endpoint() else "akko trace last"
+    print(f"  Trace           {trace_id} ({where})")
     if not result.success:
         for event in result.all_events:
             if event.event_type_value == "STEP_FAILURE":

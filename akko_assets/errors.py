@@ -33,21 +33,24 @@ def user_facing_errors() -> Iterator[None]:
 
 
 def fails_clearly(fn):
-    """Decorator form of `user_facing_errors` for asset bodies (plain or generator functions)."""
+    """Decorator form of `user_facing_errors` for asset bodies (plain or generator functions);
+    also the one place every asset step gets its tracing span."""
     import functools
     import inspect
+
+    from akko_assets.observability.runs import step_span
 
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def gen_wrapper(*args, **kwargs):
-            with user_facing_errors():
+            with step_span(), user_facing_errors():
                 yield from fn(*args, **kwargs)
 
         return gen_wrapper
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        with user_facing_errors():
+        with step_span(), user_facing_errors():
             return fn(*args, **kwargs)
 
     return wrapper

@@ -130,13 +130,14 @@ def main() -> None:
 
     # 4. dbt build + publish to Iceberg
     from akko_assets.marts.publish import publish_marts
-    from akko_assets.resources import apply_dbt_environment
+    from akko_assets.resources import dbt_duckdb_path, dbt_subprocess_env
     from akko_assets.settings import DBT_PROJECT_DIR
 
-    duckdb_path = apply_dbt_environment(settings)
+    duckdb_path = dbt_duckdb_path(settings)
     dbt = str(Path(sys.executable).with_name("dbt"))
     with Timer(figures, "dbt build (3 models, 17 tests)"):
-        subprocess.run([dbt, "build", "--profiles-dir", ".", "--quiet"], cwd=DBT_PROJECT_DIR, check=True, env=os.environ.copy())
+        subprocess.run([dbt, "build", "--profiles-dir", ".", "--quiet"], cwd=DBT_PROJECT_DIR, check=True,
+                       env=dbt_subprocess_env(settings))
     with Timer(figures, "publish marts to Iceberg"):
         publish_marts(duckdb_path, catalog)
 

@@ -60,6 +60,9 @@ ZYGOTE = textwrap.dedent(
         if pid == 0:  # the run: its own process group, so a kill takes dbt down with it
             os.setpgid(0, 0)
             os.close(read_fd)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)  # the zygote's stdout carries only its replies
+            os.dup2(devnull, 2)
             try:
                 materialize(cmd["asset"], write_fd)
             finally:
@@ -100,7 +103,7 @@ class Zygote:
         return json.loads(line)
 
     def close(self) -> None:
-        self.proc.stdin.close()
+        self.proc.kill()
         self.proc.wait(timeout=30)
 
 

@@ -18,7 +18,7 @@ from akko_assets.ingest.generator import generate_transactions
 from akko_assets.ingest.load import replace_transactions
 from akko_assets.lakehouse.catalog import open_catalog
 from akko_assets.lakehouse.replicate import replicate
-from akko_assets.resources import apply_dbt_environment
+from akko_assets.resources import dbt_subprocess_env
 from akko_assets.resources.engine import connect_curated
 from akko_assets.resources.postgres import connect, ensure_database
 from akko_assets.settings import DBT_PROJECT_DIR, load_settings
@@ -27,9 +27,8 @@ DBT = str(Path(sys.executable).with_name("dbt"))
 
 
 def _dbt(*args: str) -> subprocess.CompletedProcess:
-    apply_dbt_environment(load_settings())
     return subprocess.run([DBT, *args, "--profiles-dir", "."], cwd=DBT_PROJECT_DIR, capture_output=True, text=True,
-                          env=os.environ.copy())
+                          env=dbt_subprocess_env(load_settings()))
 
 
 def test_dbt_tests_ran_as_asset_checks_and_passed(pipeline_run):
@@ -91,8 +90,7 @@ def test_rebuild_gives_identical_marts_and_readers_are_never_blocked(pipeline_ru
             return con.sql("SELECT * EXCLUDE (updated_at) FROM marts.fct_transactions ORDER BY transaction_id").arrow().read_all()
 
     before = snapshot()
-    apply_dbt_environment(settings)
-    proc = subprocess.Popen([DBT, "build", "--profiles-dir", "."], cwd=DBT_PROJECT_DIR, env=os.environ.copy(),
+    proc = subprocess.Popen([DBT, "build", "--profiles-dir", "."], cwd=DBT_PROJECT_DIR, env=dbt_subprocess_env(settings),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     reads_during_build = 0
     while proc.poll() is None:

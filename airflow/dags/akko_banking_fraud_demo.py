@@ -2,8 +2,10 @@
 
 For teams still on Airflow. Dagster owns the pipeline (assets, lineage, checks); this DAG only
 launches the job over Dagster's GraphQL API (dagster-graphql client), polls until the run ends,
-and fails when the Dagster run fails. The run carries a W3C `traceparent` tag so its spans join
-the Airflow task's trace.
+and fails when the Dagster run fails. Each task is an OpenTelemetry span (service airflow-compat,
+exported like the rest of the platform: OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set, else
+$AKKO_HOME/traces/spans.jsonl); the run carries the launching task's W3C `traceparent` as a tag,
+so the Dagster run, its steps and queries join that trace.
 
 Environment:
   DAGSTER_GRAPHQL_URL   default http://127.0.0.1:3000/graphql (what `make ui` serves)
@@ -14,10 +16,15 @@ Environment:
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import importlib.util
+import inspect
 import os
 import re
 import secrets
+import sys
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from airflow.sdk import dag, task
@@ -78,6 +85,57 @@ def current_traceparent() -> str:
     return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
 
 
+@functools.cache
+def tracing_module():
+    """akko_assets.observability.tracing: installed, or loaded by path from the repository around
+    this DAG folder (it needs only OpenTelemetry, which Airflow ships); None when neither exists."""
+    try:
+        from akko_assets.observability import tracing
+
+        return tracing
+    except ImportError:
+        pass
+    path = Path(__file__).resolve().parents[2] / "akko_assets" / "observability" / "tracing.py"
+    if not path.exists():
+        return None
+    spec = importlib.util.spec_from_file_location("akko_tracing", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def traced(task_id: str, parent_arg: str | None = None):
+    """Run the task inside an `airflow.task <task_id>` span (service airflow-compat), flushed at its end.
+    `parent_arg`: the argument holding a launched-run dict whose `traceparent` is the parent."""
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            tracing = tracing_module()
+            if tracing is None:
+                return fn(*args, **kwargs)
+            launched = inspect.signature(fn).bind_partial(*args, **kwargs).arguments.get(parent_arg) if parent_arg else None
+            parent = tracing.context_from_traceparent((launched or {}).get("traceparent")) if launched else None
+            attributes = {"airflow.dag_id": "banking_fraud_demo", "airflow.task_id": task_id,
+                          "dagster.run_id": (launched or {}).get("run_id")}
+            try:
+                from airflow.sdk import get_current_context
+
+                attributes["airflow.run_id"] = str(get_current_context()["dag_run"].run_id)
+            except Exception:
+                pass  # outside a task run (a direct call): the span just lacks the run id
+            try:
+                with tracing.span(f"airflow.task {task_id}", tracing.SERVICE_AIRFLOW, context=parent, attributes=attributes):
+                    return fn(*args, **kwargs)
+            finally:
+                tracing.flush()
+
+        return wrapper
+
+    return decorate
+
+
 @dag(
     dag_id="banking_fraud_demo",
     schedule=None,
@@ -89,6 +147,7 @@ def current_traceparent() -> str:
 )
 def banking_fraud_demo():
     @task(task_id="launch_dagster_run")
+    @traced("launch_dagster_run")
     def launch_dagster_run(**context) -> dict[str, str]:
         from dagster_graphql import DagsterGraphQLClientError
 
@@ -112,6 +171,7 @@ def banking_fraud_demo():
         return {"run_id": run_id, "traceparent": traceparent, "url": url}
 
     @task(task_id="wait_for_dagster_run", execution_timeout=dt.timedelta(hours=2))
+    @traced("wait_for_dagster_run", parent_arg="launched")
     def wait_for_dagster_run(launched: dict[str, str]) -> str:
         from dagster_graphql import DagsterGraphQLClientError
 

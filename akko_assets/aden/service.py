@@ -39,6 +39,7 @@ from akko_assets.governance import (
 )
 from akko_assets.governance.cli import _json_value, resolve_identity
 from akko_assets.governance.identity import Identity
+from akko_assets.observability import tracing
 from akko_assets.settings import Settings, load_settings
 
 EXIT_OK, EXIT_DENIED, EXIT_REFUSED = 0, 2, 3
@@ -112,6 +113,16 @@ class Aden:
         return load_catalog(catalog_path(self.settings))
 
     def ask(self, question: str, identity: Identity) -> Answer:
+        """Answer as `identity`, inside an `aden.ask` span (child of the current context)."""
+        attributes = {"aden.question": question, "akko.role": ",".join(sorted(identity.roles))}
+        with tracing.span("aden.ask", tracing.SERVICE_ADEN, attributes=attributes) as span:
+            answer = self._ask(question, identity)
+            span.set_attributes({"aden.decision": "refused" if answer.refused else "answered", "aden.sql": answer.sql or "",
+                                 "aden.rows": len(answer.rows), "aden.engine": answer.engine,
+                                 "aden.refusal_reason": answer.reason or ""})
+            return answer
+
+    def _ask(self, question: str, identity: Identity) -> Answer:
         try:
             text = screen_question(question)
             catalog = self.catalog()
@@ -166,16 +177,20 @@ def _instance(settings: Settings) -> Aden:
     return instances[key]
 
 
-def ask(question: str, user: str | None = None, token: str | None = None) -> Answer:
-    """Answer `question` as the user (realm name) or the bearer of `token`; AccessDenied when neither is valid."""
+def ask(question: str, user: str | None = None, token: str | None = None, traceparent: str | None = None) -> Answer:
+    """Answer `question` as the user (realm name) or the bearer of `token`; AccessDenied when neither is valid.
+
+    `traceparent` (W3C; default: the TRACEPARENT variable) joins the question's span to a caller's trace."""
     identity = resolve_identity(user, token)
-    return _instance(load_settings()).ask(question, identity)
+    with tracing.attached(traceparent):
+        return _instance(load_settings()).ask(question, identity)
 
 
-def ask_command(question: str, user: str | None = None, token: str | None = None, as_json: bool = False) -> int:
+def ask_command(question: str, user: str | None = None, token: str | None = None, as_json: bool = False,
+                traceparent: str | None = None) -> int:
     """`akko ask`: 0 answered, 3 refused (reason on stderr), 2 access denied."""
     try:
-        answer = ask(question, user=user, token=token)
+        answer = ask(question, user=user, token=token, traceparent=traceparent)
     except AccessDenied as exc:
         print(f"denied: {exc}", file=sys.stderr)
         return EXIT_DENIED

@@ -9,6 +9,7 @@ import pyarrow as pa
 import sqlglot
 
 from akko_assets.ml.registry import load_production_model_data
+from akko_assets.observability.tracing import query_span
 from akko_assets.settings import Settings
 from trino_udfs.duckdb_udfs import register_duckdb_functions
 
@@ -26,8 +27,11 @@ def production_model_data(settings: Settings) -> dict:
 def enrich(con: duckdb.DuckDBPyConnection, model_data: dict) -> pa.Table:
     """Register the functions for this model and run THE statement; returns the enriched rows."""
     register_duckdb_functions(con, model_data)  # raises before any query if model and features disagree
-    result = con.execute(enrichment_sql(), {"threshold": float(model_data["threshold"])}).arrow()
-    return result.read_all() if isinstance(result, pa.RecordBatchReader) else result
+    with query_span(enrichment_sql(), role="pipeline") as record:
+        result = con.execute(enrichment_sql(), {"threshold": float(model_data["threshold"])}).arrow()
+        table = result.read_all() if isinstance(result, pa.RecordBatchReader) else result
+        record(table.num_rows)
+    return table
 
 
 def trino_view_sql(threshold: float, catalog: str = "iceberg", function_catalog: str = "udf",

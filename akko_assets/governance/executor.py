@@ -36,6 +36,7 @@ from sqlglot.errors import SqlglotError
 from akko_assets.governance.errors import AccessDenied, QueryError
 from akko_assets.governance.identity import Identity
 from akko_assets.governance.policy import PolicyEngine
+from akko_assets.observability.tracing import query_span
 
 SEARCH_PATH = ("marts", "banking")
 DIALECT = "duckdb"
@@ -231,6 +232,12 @@ class GovernedExecutor:
     def execute(self, sql: str, identity: Identity, limit: int | None = None) -> QueryResult:
         if limit is not None and limit < 0:
             raise ValueError(f"limit must be positive or None, got {limit}")
+        with query_span(sql, role=",".join(sorted(identity.roles))) as record:
+            result = self._execute(sql, identity, limit)
+            record(len(result.rows))
+            return result
+
+    def _execute(self, sql: str, identity: Identity, limit: int | None) -> QueryResult:
         if not identity.roles:
             raise AccessDenied(f"user {identity.user!r} has no akko role")
         con = self._open()

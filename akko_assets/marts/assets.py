@@ -8,7 +8,7 @@ from akko_assets.lakehouse.replicate import EmptySource
 from akko_assets.marts.project import dbt_project
 from akko_assets.marts.publish import publish_marts
 from akko_assets.marts.translator import AkkoDbtTranslator
-from akko_assets.resources import AkkoSettingsResource, IcebergResource, apply_dbt_environment
+from akko_assets.resources import AkkoSettingsResource, IcebergResource, dbt_environment_applied
 
 
 class EmptyUpstream(EmptySource):
@@ -25,7 +25,6 @@ def akko_dbt_models(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: AkkoSettingsResource, iceberg: IcebergResource
 ):
     s = settings.get()
-    duckdb_path = apply_dbt_environment(s)
     catalog = iceberg.catalog()
     from pyiceberg.exceptions import NoSuchTableError
 
@@ -35,7 +34,9 @@ def akko_dbt_models(
         source = None
     if source is None or source.current_snapshot() is None or int(source.current_snapshot().summary.get("total-records", 0)) == 0:
         raise EmptyUpstream("banking.transactions is empty or missing: materialize iceberg/banking/transactions first")
-    yield from dbt.cli(["build"], context=context).stream()
+    with dbt_environment_applied(s) as duckdb_path:
+        invocation = dbt.cli(["build"], context=context)  # the subprocess starts here
+    yield from invocation.stream()
     if s.profile == "local":
         counts = publish_marts(duckdb_path, catalog)
         context.log.info(f"published to Iceberg: {counts}")

@@ -65,12 +65,33 @@ def dbt_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
-def apply_dbt_environment(settings: Settings) -> Path:
-    env = dbt_environment(settings)
-    os.environ.update(env)
-    path = Path(env["AKKO_DBT_DUCKDB_PATH"])
+def dbt_duckdb_path(settings: Settings) -> Path:
+    path = Path(dbt_environment(settings)["AKKO_DBT_DUCKDB_PATH"])
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def dbt_subprocess_env(settings: Settings) -> dict[str, str]:
+    """The full environment for a dbt subprocess (this process's plus the dbt variables)."""
+    dbt_duckdb_path(settings)  # dbt-duckdb creates the file, not its folder
+    return {**os.environ, **dbt_environment(settings)}
+
+
+@contextlib.contextmanager
+def dbt_environment_applied(settings: Settings) -> Iterator[Path]:
+    """Set the dbt variables only while dagster-dbt spawns its subprocess (it copies os.environ),
+    so they never leak into the rest of the process (or into servers it starts later)."""
+    env = dbt_environment(settings)
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        yield dbt_duckdb_path(settings)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def build_resources() -> dict[str, object]:
