@@ -13,6 +13,7 @@ from akko_assets.marts import assets as marts_assets
 from akko_assets.ml import assets as ml_assets
 from akko_assets.orchestration import JOBS, SCHEDULES, SENSORS
 from akko_assets.resources import build_resources
+from akko_assets.settings import load_settings
 
 banking_fraud_demo = dg.define_asset_job(
     "banking_fraud_demo",
@@ -27,4 +28,7 @@ defs = dg.Definitions(
     sensors=[*SENSORS, bi_assets.superset_cache_invalidation_sensor],
     schedules=SCHEDULES,
     resources=build_resources(),
+    # Locally every step runs in the run's process: on 2 cores, a process per step spends more
+    # time importing the definitions than working. On k8s the run pod uses the same default.
+    executor=dg.in_process_executor if load_settings().profile == "local" else dg.multiprocess_executor,
 )

@@ -17,7 +17,8 @@ AIRFLOW = AIRFLOW_VENV / "bin" / "airflow"
 
 pytestmark = [
     pytest.mark.airflow,
-    pytest.mark.skipif(not AIRFLOW.exists(), reason=f"{AIRFLOW} missing: run `bash scripts/setup_airflow.sh` (or `make airflow`)"),
+    pytest.mark.skipif(not AIRFLOW.exists(),
+                       reason=f"{AIRFLOW} missing: run `bash scripts/setup_airflow.sh` (or `make airflow`)"),
 ]
 
 

@@ -241,8 +241,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
             stop(proc)
         from akko_assets.bi.server import superset_down
 
-        if superset.done() and not superset.exception():
-            superset_down()  # the one this fixture started (pid file in its AKKO_HOME)
+        try:
+            superset.result(timeout=300)  # a Superset still starting must not outlive the module
+        except Exception:  # noqa: BLE001 - teardown: stop whatever did start
+            pass
+        superset_down()  # the one this fixture started (pid file in its AKKO_HOME); no-op if none
         pool.shutdown()
         mp.undo()
         with psycopg.connect(f"{SERVER_DSN}/postgres", autocommit=True) as conn:
@@ -493,19 +496,21 @@ def test_sensor_run_waits_while_a_manual_run_writes_iceberg(stack: Stack) -> Non
     new_ids = append_rows(stack.dsn, 300, seed=31337)
     tick = evaluate_sensor(stack, stack.state["cursor"])
     assert len(tick.run_requests) == 1, skip_message(tick)
+    sensor_launched_at = time.time()
     sensor_run = stack.launch(job="incremental_refresh", tags=dict(tick.run_requests[0].tags))
 
     manual_run = stack.run_ok(manual, timeout=400)
     stack.figures["full_refresh_run_seconds"] = round(manual_run["endTime"] - manual_run["startTime"], 1)
     stack.figures["full_refresh_end_to_end_seconds"] = round(time.monotonic() - started, 1)
     stack.figures["full_refresh_steps"] = step_seconds(stack, manual)
-    sensor = stack.run_ok(sensor_run, timeout=400)
+    stack.run_ok(sensor_run, timeout=400)
 
     manual_windows = step_windows(stack, manual, "iceberg_writer")
     sensor_windows = step_windows(stack, sensor_run, "iceberg_writer")
     assert {"iceberg__banking__transactions", "akko_dbt_models"} <= set(manual_windows) & set(sensor_windows)
-    stack.figures["sensor_run_waited_for_pool_seconds"] = round(
-        sensor_windows["iceberg__banking__transactions"][0] - sensor["startTime"], 1)
+    # (The queue holds the run while its first step's pool is taken, so the wait shows as "Queued".)
+    stack.figures["sensor_run_launch_to_first_iceberg_write_seconds"] = round(
+        sensor_windows["iceberg__banking__transactions"][0] - sensor_launched_at, 1)
     for m_step, (m_start, m_end) in manual_windows.items():
         for s_step, (s_start, s_end) in sensor_windows.items():
             assert s_end <= m_start or s_start >= m_end, (

@@ -87,16 +87,19 @@ def current_traceparent() -> str:
 
 @functools.cache
 def tracing_module():
-    """akko_assets.observability.tracing: installed, or loaded by path from the repository around
-    this DAG folder (it needs only OpenTelemetry, which Airflow ships); None when neither exists."""
+    """akko_assets.observability.tracing: installed, or loaded by path (it needs only OpenTelemetry,
+    which Airflow ships) from a copy beside this DAG (`akko_tracing.py`, as a DAG ConfigMap would
+    hold it) or the repository around this DAG folder; None when none exists."""
     try:
         from akko_assets.observability import tracing
 
         return tracing
     except ImportError:
         pass
-    path = Path(__file__).resolve().parents[2] / "akko_assets" / "observability" / "tracing.py"
-    if not path.exists():
+    here = Path(__file__).resolve()
+    candidates = (here.with_name("akko_tracing.py"), here.parent.parent.parent / "akko_assets" / "observability" / "tracing.py")
+    path = next((c for c in candidates if c.exists()), None)
+    if path is None:
         return None
     spec = importlib.util.spec_from_file_location("akko_tracing", path)
     module = importlib.util.module_from_spec(spec)

@@ -12,7 +12,7 @@ import dagster as dg
 TRANSACTIONS_KEY = "iceberg/banking/transactions"
 FRAUD_MODEL_KEY = "ml/fraud_model"
 
-# Tag every run launched from here carries, so runs are easy to find (and limit) in the UI.
+# Tag every run launched from here carries, so its runs are easy to filter in the UI.
 PIPELINE_TAG = "akko/pipeline"
 
 # Everything fed by the Iceberg table except the model: replicate only new rows (the asset's
