@@ -48,7 +48,7 @@ bench: setup
 	if [ -d .spark-jars ]; then $(BIN)/python bench/bench_spark.py; fi
 
 bench-scale: setup
-	$(BIN)/python bench/bench_scale.py
+	$(BIN)/python bench/bench_scale.py --json bench/scale.json
 
 aden: setup
 	$(BIN)/streamlit run akko_assets/aden/app.py --server.address 127.0.0.1 --server.port 8501 --server.headless true \

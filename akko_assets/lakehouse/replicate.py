@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from pyiceberg.catalog import Catalog
-from pyiceberg.exceptions import CommitFailedException
+from pyiceberg.exceptions import CommitFailedException, ValidationException
 from pyiceberg.expressions import AlwaysTrue, In
 
 from akko_assets.contract import TRANSACTION_SCHEMA
@@ -199,7 +199,8 @@ def replicate(conn: psycopg.Connection, catalog: Catalog, *, full: bool = False,
     Full mirror when asked, when the table is new, or when the source was re-seeded (its generation
     changed); otherwise an incremental MERGE of rows whose `updated_at` passed the high-water mark.
     Runs that share the source database take turns (an advisory lock); a commit that still loses
-    to another writer of the table (Spark, another catalog client) redoes the whole step.
+    to another writer of the table (Spark, another catalog client) after pyiceberg's own retries
+    redoes the whole step, at most `max_attempts` times.
     """
     started = time.perf_counter()
     conn.execute("SELECT pg_advisory_lock(%s)", (REPLICATE_LOCK_KEY,))  # held by the session, until unlock
@@ -209,7 +210,9 @@ def replicate(conn: psycopg.Connection, catalog: Catalog, *, full: bool = False,
         for attempt in range(1, max_attempts + 1):
             try:
                 result = _replicate_once(conn, catalog, full=full, now=now, batch_rows=batch_rows)
-            except CommitFailedException:
+            except (CommitFailedException, ValidationException):
+                # pyiceberg already retried the commit on the new base; this conflict it could not
+                # resolve (or ran out of retries), and nothing landed: redo read, checks and write.
                 if attempt == max_attempts:
                     raise
                 continue
