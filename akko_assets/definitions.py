@@ -11,6 +11,7 @@ from akko_assets.ingest import assets as ingest_assets
 from akko_assets.lakehouse import assets as lakehouse_assets
 from akko_assets.marts import assets as marts_assets
 from akko_assets.ml import assets as ml_assets
+from akko_assets.observability import SENSORS as TRACE_SENSORS
 from akko_assets.orchestration import JOBS, SCHEDULES, SENSORS
 from akko_assets.resources import build_resources
 from akko_assets.settings import load_settings
@@ -25,7 +26,7 @@ defs = dg.Definitions(
     assets=dg.load_assets_from_modules([ingest_assets, lakehouse_assets, marts_assets, ml_assets, enrich_assets, catalog_assets, bi_assets]),
     asset_checks=dg.load_asset_checks_from_modules([lakehouse_assets, ml_assets]),
     jobs=[banking_fraud_demo, *JOBS],
-    sensors=[*SENSORS, bi_assets.superset_cache_invalidation_sensor],
+    sensors=[*SENSORS, bi_assets.superset_cache_invalidation_sensor, *TRACE_SENSORS],
     schedules=SCHEDULES,
     resources=build_resources(),
     # Locally every step runs in the run's process: on 2 cores, a process per step spends more

@@ -22,7 +22,8 @@ def prepare_instance(settings: Settings):
     else:
         home = settings.home / "dagster"
         home.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("DAGSTER_HOME", str(home))
+    if not os.environ.get("DAGSTER_HOME"):  # unset or empty
+        os.environ["DAGSTER_HOME"] = str(home)
     return dg.DagsterInstance.get()
 
 

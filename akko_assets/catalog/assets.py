@@ -7,6 +7,7 @@ from akko_assets.catalog.semantic import (
     catalog_path,
     write_catalog,
 )
+from akko_assets.errors import fails_clearly
 from akko_assets.resources import AkkoSettingsResource, IcebergResource
 
 SEMANTIC_CATALOG_KEY = dg.AssetKey(["catalog", "semantic_catalog"])
@@ -25,6 +26,7 @@ SEMANTIC_CATALOG_KEY = dg.AssetKey(["catalog", "semantic_catalog"])
     description="Tables, columns, descriptions, PII tags and the semantic model (metrics, dimensions, "
     "synonyms, known values) built from the dbt manifest and the curated tables; ADEN answers from it.",
 )
+@fails_clearly
 def semantic_catalog(settings: AkkoSettingsResource, iceberg: IcebergResource) -> dg.MaterializeResult:
     s = settings.get()
     con = iceberg.engine()

@@ -56,7 +56,7 @@ def run_span_ids(run_id: str, tags: Mapping[str, str]) -> RunSpanIds:
 def _current_step() -> dg.AssetExecutionContext | None:
     try:
         return dg.AssetExecutionContext.get()
-    except Exception:  # called outside a step (a direct call in a test): no step span
+    except dg.DagsterInvariantViolationError:  # called outside a step (a direct call in a test): no step span
         return None
 
 

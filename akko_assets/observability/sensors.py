@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import dagster as dg
 
-from akko_assets.observability.runs import RUN_SPAN_BY_CALLER, RUN_SPAN_TAG, emit_run_span
+from akko_assets.observability.runs import (
+    RUN_SPAN_BY_CALLER,
+    RUN_SPAN_TAG,
+    emit_run_span,
+)
 
 MINIMUM_INTERVAL_SECONDS = 5
 

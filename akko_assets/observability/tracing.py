@@ -34,7 +34,12 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
 from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
@@ -116,13 +121,21 @@ def span_record(span: ReadableSpan) -> dict[str, Any]:
     }
 
 
+MAX_FILE_BYTES = 64 * 1024 * 1024  # then spans.jsonl moves to spans.jsonl.1 (one generation kept)
+
+
+def rotated_path(path: Path) -> Path:
+    return path.with_name(path.name + ".1")
+
+
 class JsonLinesSpanExporter(SpanExporter):
     """Appends one JSON line per span. Several processes append to the same file (step
-    subprocesses, the daemon's sensors, Airflow tasks): each export is one write under an
-    exclusive lock, so lines never interleave."""
+    subprocesses, the daemon's sensors, Airflow tasks): each export opens the file, writes under
+    an exclusive lock and closes it, so lines never interleave and a rotation is safe."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, max_bytes: int = MAX_FILE_BYTES) -> None:
         self.path = path
+        self.max_bytes = max_bytes
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         text = "".join(json.dumps(span_record(s), default=str) + "\n" for s in spans)
@@ -130,6 +143,8 @@ class JsonLinesSpanExporter(SpanExporter):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a", encoding="utf-8") as fh:
                 fcntl.flock(fh, fcntl.LOCK_EX)
+                if fh.tell() > self.max_bytes and self.path.exists() and os.path.samefile(fh.fileno(), self.path):
+                    self.path.replace(rotated_path(self.path))  # later writers open a new file
                 fh.write(text)
                 fh.flush()
         except OSError:
@@ -170,7 +185,9 @@ def otlp_endpoint() -> str | None:
 
 def _processor():
     if otlp_endpoint():
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+            OTLPSpanExporter,
+        )
 
         # The exporter reads endpoint, headers, timeout and compression from OTEL_* itself.
         return BatchSpanProcessor(OTLPSpanExporter())
@@ -232,6 +249,13 @@ def context_from_traceparent(traceparent: str | None = None) -> otel_context.Con
     if not parse_traceparent(value):
         return None
     return propagate.extract({"traceparent": value.strip()})
+
+
+def context_from_headers(headers: Any) -> otel_context.Context:
+    """The caller's context from HTTP request headers, for a server. Pass the headers object
+    itself (http.server's Message, Starlette's Headers): they look names up case-insensitively,
+    while `dict(headers)` would keep `Traceparent` as sent and the W3C propagator miss it."""
+    return propagate.extract(headers)
 
 
 def current_traceparent() -> str | None:

@@ -8,7 +8,6 @@ questions asked with the same context.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ class TraceNotFound(Exception):
 @dataclass
 class SpanNode:
     record: dict[str, Any]
-    children: list["SpanNode"] = field(default_factory=list)
+    children: list[SpanNode] = field(default_factory=list)
 
     @property
     def start(self) -> int:
@@ -35,20 +34,25 @@ class SpanNode:
 def load_spans(path: Path) -> list[dict[str, Any]]:
     """Every span in the file, one per span id (a span written twice, e.g. a run span recorded by
     the sensor and by its launcher, counts once); unreadable lines are skipped."""
-    if not path.exists():
+    from akko_assets.observability.tracing import rotated_path
+
+    if not path.exists() and not rotated_path(path).exists():
         raise TraceNotFound(
             f"no spans recorded yet: {path} does not exist. Run the pipeline (`akko demo`, or a run in the "
             "Dagster UI) with OTEL_EXPORTER_OTLP_ENDPOINT unset; with it set, spans go to that OTLP endpoint instead"
         )
     spans: dict[tuple[str, str], dict[str, Any]] = {}
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue  # a line cut short by a crash mid-write
-            if isinstance(record, dict) and record.get("trace_id") and record.get("span_id"):
-                spans[(record["trace_id"], record["span_id"])] = record
+    for part in (rotated_path(path), path):  # the previous generation first, then the current file
+        if not part.exists():
+            continue
+        with part.open(encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue  # a line cut short by a crash mid-write
+                if isinstance(record, dict) and record.get("trace_id") and record.get("span_id"):
+                    spans[(record["trace_id"], record["span_id"])] = record
     return list(spans.values())
 
 
