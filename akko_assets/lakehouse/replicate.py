@@ -53,6 +53,23 @@ class EmptySource(RuntimeError):
     pass
 
 
+def result_after_commit(table, *, incremental: bool, read: int, inserted: int, updated: int,
+                        rejected: dict[str, int]) -> ReplicationResult:
+    """The result both replicators report, read back from the table's committed state."""
+    snapshot = table.current_snapshot()
+    return ReplicationResult(
+        mode="incremental" if incremental else "full",
+        source_rows_read=read,
+        rows_written=inserted + updated,
+        rows_inserted=inserted,
+        rows_updated=updated,
+        rejected=rejected,
+        table_rows=int(snapshot.summary.get("total-records", 0)) if snapshot and snapshot.summary else 0,
+        snapshot_id=snapshot.snapshot_id if snapshot else None,
+        high_water_mark=table.properties.get(HWM_PROPERTY),
+    )
+
+
 @dataclass
 class ReplicationResult:
     mode: str  # "full" or "incremental"
@@ -271,16 +288,5 @@ def _replicate_once(conn: psycopg.Connection, catalog: Catalog, *, full: bool, n
                     tx.append(valid)
                     inserted += valid.num_rows
             tx.set_properties(properties)
-    table = catalog.load_table(table.name())
-    snapshot = table.current_snapshot()
-    return ReplicationResult(
-        mode="incremental" if incremental else "full",
-        source_rows_read=read,
-        rows_written=inserted + updated,
-        rows_inserted=inserted,
-        rows_updated=updated,
-        rejected=reject_counts,
-        table_rows=int(snapshot.summary.get("total-records", 0)) if snapshot and snapshot.summary else 0,
-        snapshot_id=snapshot.snapshot_id if snapshot else None,
-        high_water_mark=properties[HWM_PROPERTY],
-    )
+    return result_after_commit(catalog.load_table(table.name()), incremental=incremental, read=read,
+                               inserted=inserted, updated=updated, rejected=reject_counts)

@@ -41,6 +41,7 @@ from akko_assets.lakehouse.replicate import (
     EmptySource,
     ReplicationResult,
     quarantine,
+    result_after_commit,
 )
 from akko_assets.resources.postgres import connect
 from akko_assets.settings import REGIONS, REPO_ROOT, Settings
@@ -468,17 +469,7 @@ def replicate_with_spark(settings: Settings, *, full: bool = False, now: dt.date
     log.info("spark replication: %d read, %d inserted, %d updated, %d deleted; phases (s): %s",
              read, inserted, updated, deleted, phases)
 
-    table = catalog.load_table(TRANSACTIONS)
-    snapshot = table.current_snapshot()
-    return ReplicationResult(
-        mode="incremental" if incremental else "full",
-        source_rows_read=read,
-        rows_written=inserted + updated,
-        rows_inserted=inserted,
-        rows_updated=updated,
-        rejected=reject_counts,
-        table_rows=int(snapshot.summary.get("total-records", 0)) if snapshot and snapshot.summary else 0,
-        snapshot_id=snapshot.snapshot_id if snapshot else None,
-        high_water_mark=table.properties.get(HWM_PROPERTY),
-        seconds=round(time.perf_counter() - started, 3),
-    )
+    result = result_after_commit(catalog.load_table(TRANSACTIONS), incremental=incremental, read=read,
+                                 inserted=inserted, updated=updated, rejected=reject_counts)
+    result.seconds = round(time.perf_counter() - started, 3)
+    return result
