@@ -91,6 +91,19 @@ def import_dashboard(url: str, bundle_path: Path) -> dict[str, Any]:
 
 
 def provision_dashboard(url: str | None = None, settings: Settings | None = None, force: bool = False) -> dict[str, Any]:
+    """Traced wrapper of `_provision_dashboard` (service superset-provisioner)."""
+    from akko_assets.observability import tracing
+
+    resolved = (url or superset_url()).rstrip("/")
+    with tracing.span("superset.provision_dashboard", tracing.SERVICE_SUPERSET,
+                      attributes={"superset.url": resolved, "superset.force": force}) as current:
+        result = _provision_dashboard(resolved, settings, force)
+        current.set_attribute("superset.imported", bool(result.get("imported")))
+        current.set_attribute("superset.chart_count", int(result.get("chart_count", 0)))
+        return result
+
+
+def _provision_dashboard(url: str | None = None, settings: Settings | None = None, force: bool = False) -> dict[str, Any]:
     """Build the bundle for this installation's serving file and import it (the bi asset's body).
 
     When the bundle is byte-identical to the one last imported and the dashboard still exists,
