@@ -47,11 +47,14 @@ say "ok   $(java -version 2>&1 | head -1)"
 [ -x "$VENV/bin/python" ] || fail "$VENV does not exist: create the core virtualenv first (make setup)"
 have_pyspark=$("$VENV/bin/python" -c "import pyspark; print(pyspark.__version__)" 2>/dev/null || true)
 have_dagster_pyspark=$("$VENV/bin/python" -c "import dagster_pyspark; print(dagster_pyspark.__version__)" 2>/dev/null || true)
-if [ "$have_pyspark" = "$PYSPARK_VERSION" ] && [ "$have_dagster_pyspark" = "$DAGSTER_PYSPARK_VERSION" ]; then
-  say "ok   pyspark $have_pyspark, dagster-pyspark $have_dagster_pyspark in $VENV"
+# grpcio-status is the one dependency the Spark Connect client (SPARK_REMOTE=sc://...) lacks;
+# pyspark[connect] itself would downgrade numpy, so it is installed alone.
+have_grpc_status=$("$VENV/bin/python" -c "import grpc_status; print('yes')" 2>/dev/null || true)
+if [ "$have_pyspark" = "$PYSPARK_VERSION" ] && [ "$have_dagster_pyspark" = "$DAGSTER_PYSPARK_VERSION" ] && [ "$have_grpc_status" = "yes" ]; then
+  say "ok   pyspark $have_pyspark, dagster-pyspark $have_dagster_pyspark, grpcio-status in $VENV"
 else
-  say "pip install pyspark==$PYSPARK_VERSION dagster-pyspark==$DAGSTER_PYSPARK_VERSION into $VENV"
-  "$VENV/bin/pip" install -q "pyspark==$PYSPARK_VERSION" "dagster-pyspark==$DAGSTER_PYSPARK_VERSION" \
+  say "pip install pyspark==$PYSPARK_VERSION dagster-pyspark==$DAGSTER_PYSPARK_VERSION grpcio-status into $VENV"
+  "$VENV/bin/pip" install -q "pyspark==$PYSPARK_VERSION" "dagster-pyspark==$DAGSTER_PYSPARK_VERSION" "grpcio-status>=1.60" \
     || fail "pip install of pyspark failed (see above)"
   "$VENV/bin/pip" check >/dev/null || { "$VENV/bin/pip" check >&2; fail "pyspark broke the core virtualenv's pins (pip check above)"; }
   "$VENV/bin/python" -c "import dagster, dagster_pyspark, pyspark" || fail "dagster/pyspark do not import after the install"
