@@ -53,6 +53,37 @@ class EmptySource(RuntimeError):
     pass
 
 
+@dataclass(frozen=True)
+class SourcePlan:
+    """What one replication reads, decided from one consistent look at the source."""
+
+    new_hwm: dt.datetime
+    generation: str
+    incremental: bool
+    since: dt.datetime | None  # read rows with updated_at above this (None: all rows)
+
+    @property
+    def properties(self) -> dict[str, str]:
+        return {HWM_PROPERTY: self.new_hwm.isoformat(), GENERATION_PROPERTY: self.generation}
+
+
+def plan_source_read(conn: psycopg.Connection, table_properties: dict[str, str], full: bool) -> SourcePlan:
+    """Start a REPEATABLE READ transaction's first statement and decide full vs incremental.
+
+    Call it first inside `with conn.transaction():`, so the count, the mark, the generation and
+    (for the pyiceberg path) the rows themselves come from one snapshot of the source.
+    """
+    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+    total, new_hwm = conn.execute(f"SELECT count(*), max(updated_at) FROM {RAW_TABLE}").fetchone()
+    if total == 0:
+        raise EmptySource("raw_transactions is empty: materialize postgres/raw_transactions first")
+    generation = current_generation(conn)
+    hwm_text = table_properties.get(HWM_PROPERTY)
+    incremental = not full and hwm_text is not None and table_properties.get(GENERATION_PROPERTY) == generation
+    since = dt.datetime.fromisoformat(hwm_text) if incremental else None
+    return SourcePlan(new_hwm, generation, incremental, since)
+
+
 def result_after_commit(table, *, incremental: bool, read: int, inserted: int, updated: int,
                         rejected: dict[str, int]) -> ReplicationResult:
     """The result both replicators report, read back from the table's committed state."""
@@ -252,17 +283,11 @@ def _replicate_once(conn: psycopg.Connection, catalog: Catalog, *, full: bool, n
     with tempfile.TemporaryDirectory(prefix="akko-replicate-") as tmp:
         # Snapshot isolation: generation, rows and the new mark all come from one consistent read.
         with conn.transaction():
-            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            total, new_hwm = conn.execute(f"SELECT count(*), max(updated_at) FROM {RAW_TABLE}").fetchone()
-            if total == 0:
-                raise EmptySource("raw_transactions is empty: materialize postgres/raw_transactions first")
-            generation = current_generation(conn)
-            hwm_text = props.get(HWM_PROPERTY)
-            incremental = not full and hwm_text is not None and props.get(GENERATION_PROPERTY) == generation
-            since = dt.datetime.fromisoformat(hwm_text) if incremental else None
-            spooled = _spool(conn, since, Path(tmp))
+            plan = plan_source_read(conn, props, full)
+            incremental = plan.incremental
+            spooled = _spool(conn, plan.since, Path(tmp))
 
-        properties = {HWM_PROPERTY: new_hwm.isoformat(), GENERATION_PROPERTY: generation}
+        properties = plan.properties
         read = inserted = updated = 0
         reject_counts: dict[str, int] = {}
         # One Iceberg transaction for every batch: a run that dies half-way commits nothing.

@@ -28,7 +28,7 @@ import pyarrow as pa
 from psycopg.conninfo import conninfo_to_dict
 
 from akko_assets.contract import TRANSACTION_SCHEMA
-from akko_assets.ingest.load import RAW_TABLE, current_generation, ensure_schema
+from akko_assets.ingest.load import RAW_TABLE, ensure_schema
 from akko_assets.lakehouse.catalog import (
     CATALOG_NAME,
     TRANSACTIONS,
@@ -36,10 +36,8 @@ from akko_assets.lakehouse.catalog import (
     open_catalog,
 )
 from akko_assets.lakehouse.replicate import (
-    GENERATION_PROPERTY,
-    HWM_PROPERTY,
-    EmptySource,
     ReplicationResult,
+    plan_source_read,
     quarantine,
     result_after_commit,
 )
@@ -395,14 +393,8 @@ def replicate_with_spark(settings: Settings, *, full: bool = False, now: dt.date
         ensure_schema(conn)
         conn.commit()
         with conn.transaction():
-            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            total, new_hwm = conn.execute(f"SELECT count(*), max(updated_at) FROM {RAW_TABLE}").fetchone()
-            if total == 0:
-                raise EmptySource("raw_transactions is empty: materialize postgres/raw_transactions first")
-            generation = current_generation(conn)
-    hwm_text = props.get(HWM_PROPERTY)
-    incremental = not full and hwm_text is not None and props.get(GENERATION_PROPERTY) == generation
-    since = dt.datetime.fromisoformat(hwm_text) if incremental else None
+            plan = plan_source_read(conn, props, full)
+    new_hwm, incremental, since = plan.new_hwm, plan.incremental, plan.since
 
     spark = spark or spark_session(settings)
     target = f"{catalog_name()}.{TRANSACTIONS}"
@@ -450,7 +442,7 @@ def replicate_with_spark(settings: Settings, *, full: bool = False, now: dt.date
             if inserted or updated or deleted:
                 spark.sql(_merge_sql(target, view, mirror=not incremental))
                 phase("merge")
-        properties = {HWM_PROPERTY: new_hwm.isoformat(), GENERATION_PROPERTY: generation}
+        properties = plan.properties
         if any(props.get(k) != v for k, v in properties.items()):
             assignments = ", ".join(f"'{k}' = '{v}'" for k, v in properties.items())
             spark.sql(f"ALTER TABLE {target} SET TBLPROPERTIES ({assignments})")
