@@ -90,3 +90,36 @@ def test_viewer_answers_cover_only_eu_apac_active_rows(catalog_ready):
     assert rate.rows[0][0] == pytest.approx(expected)
     listing = ask("Show the 5 largest transactions last week", user="erin")
     assert {r[listing.columns.index("region")] for r in listing.rows} <= {"EU", "APAC"}
+
+
+def test_k8s_profile_answers_through_trino_as_the_asker(catalog_ready, monkeypatch):
+    """AKKO_PROFILE=k8s: ADEN's SQL reaches Trino (tests/trino_standin.py) as the asking user, in
+    Trino's dialect and already governed, and the answer equals the local one."""
+    pytest.importorskip("trino")
+    from trino_standin import TrinoStandIn
+
+    from akko_assets.aden.service import Aden
+    from akko_assets.governance import identity_for_user
+
+    questions = [("Which regions saw a fraud rate above 5 % last week?", "carol"),
+                 ("transactions by region and account status", "erin")]
+    local = [ask(q, user=u) for q, u in questions]
+    standin = TrinoStandIn(connect_curated)
+    try:
+        monkeypatch.setenv("AKKO_PROFILE", "k8s")
+        monkeypatch.setenv("AKKO_REPLICATOR", "pyiceberg")
+        monkeypatch.setenv("TRINO_HOST", "127.0.0.1")
+        monkeypatch.setenv("TRINO_PORT", str(standin.port))
+        aden = Aden(load_settings())
+        answers = []
+        for question, user in questions:
+            answers.append(aden.ask(question, identity_for_user(user)))
+            assert {r.user for r in standin.received} == {user}, "Trino must see the asker, not a service user"
+            standin.received.clear()
+            last_sql = aden.executor.rewrite(answers[-1].sql, identity_for_user(user))
+    finally:
+        standin.close()
+    for answer, expected in zip(answers, local):
+        assert not answer.refused, answer.reason
+        assert answer.rows == expected.rows and answer.rows
+    assert "region IN ('EU', 'APAC')" in last_sql and '"marts"."enriched_transactions"' in last_sql

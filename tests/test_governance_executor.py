@@ -408,7 +408,7 @@ def test_rewrite_replaces_every_base_table(executor) -> None:
 
 def test_row_filter_cannot_bind_to_outer_columns(executor) -> None:
     """staging.stg_secrets has no region/status: the viewer's filter must fail, not bind outside."""
-    ex = GovernedExecutor(executor._connect, PolicyEngine(), extra_tables=["staging.stg_secrets"])
+    ex = GovernedExecutor(executor.engine, PolicyEngine(), extra_tables=["staging.stg_secrets"])
     sql = f"SELECT region, status, (SELECT count(*) FROM staging.stg_secrets) FROM {F}"
     assert "_akko_base.region" in ex.rewrite(sql, ident("akko-viewer")).replace('"', "")
     with pytest.raises(QueryError):

@@ -36,6 +36,7 @@ from akko_assets.governance import (
     GovernedExecutor,
     PolicyEngine,
     QueryError,
+    engine_for_profile,
 )
 from akko_assets.governance.cli import _json_value, resolve_identity
 from akko_assets.governance.identity import Identity
@@ -107,7 +108,10 @@ class Aden:
 
         self.settings = settings or load_settings()
         self.connect = connect or warm_connect(self.settings)
-        self.executor = GovernedExecutor(self.connect, policy or PolicyEngine())
+        # Answers run on the profile's engine (Trino as the asker in k8s); ADEN writes DuckDB SQL,
+        # which the executor transpiles. An injected `connect` (tests, notebooks) is used as is.
+        engine = self.connect if connect is not None else engine_for_profile(self.settings.profile, self.connect)
+        self.executor = GovernedExecutor(engine, policy or PolicyEngine())
 
     def catalog(self) -> dict[str, Any] | None:
         return load_catalog(catalog_path(self.settings))

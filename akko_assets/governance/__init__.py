@@ -3,7 +3,7 @@ governed executor every read path goes through. See opa/README.md for the policy
 
 from akko_assets.governance.cli import run_sql_command, token_command
 from akko_assets.governance.errors import AccessDenied, QueryError
-from akko_assets.governance.executor import GovernedExecutor, QueryResult
+from akko_assets.governance.executor import GovernedExecutor, QueryResult, engine_for_profile
 from akko_assets.governance.identity import (
     Identity,
     identity_for_user,
@@ -21,6 +21,7 @@ __all__ = [
     "QueryError",
     "QueryResult",
     "TablePolicy",
+    "engine_for_profile",
     "generate_pii_data",
     "identity_for_user",
     "issue_token",

@@ -12,7 +12,7 @@ from typing import Any
 import duckdb
 
 from akko_assets.governance.errors import AccessDenied, QueryError
-from akko_assets.governance.executor import GovernedExecutor, QueryResult
+from akko_assets.governance.executor import Engine, GovernedExecutor, QueryResult, engine_for_profile
 from akko_assets.governance.identity import Identity, identity_for_user, issue_token, verify_token
 from akko_assets.governance.policy import PolicyEngine
 
@@ -64,23 +64,23 @@ def run_sql_command(
     token: str | None = None,
     as_json: bool = False,
     *,
-    connect: Callable[[], duckdb.DuckDBPyConnection] | None = None,
+    connect: Engine | Callable[[], duckdb.DuckDBPyConnection] | None = None,
     policy: PolicyEngine | None = None,
     limit: int | None = None,
     extra_tables: Sequence[str] = (),
 ) -> int:
-    """Run one governed SELECT and print it; 0 = ok, 2 = denied (one line on stderr), 1 = query error."""
-    if connect is None:
-        try:
-            # Imported here: the curated-layer engine belongs to resources/ and is heavy to import.
-            from akko_assets.resources.engine import connect_curated
-        except ImportError as exc:
-            print(f"error: the curated SQL engine is not available ({exc}); run the pipeline setup first", file=sys.stderr)
-            return EXIT_ERROR
-        connect = connect_curated
+    """Run one governed SELECT and print it; 0 = ok, 2 = denied (one line on stderr), 1 = query error.
+
+    The SQL is read in the engine's dialect: DuckDB locally, Trino in the k8s profile."""
     try:
+        if connect is None:
+            connect = _profile_engine()
         identity = resolve_identity(user, token)
-        executor = GovernedExecutor(connect, policy or PolicyEngine(), extra_tables=extra_tables)
+        engine = connect if hasattr(connect, "open") else None
+        executor = GovernedExecutor(
+            connect, policy or PolicyEngine(), extra_tables=extra_tables,
+            read_dialect=engine.dialect if engine is not None else "duckdb",
+        )
         result = executor.execute(sql, identity, limit=limit)
     except AccessDenied as exc:
         print(f"denied: {exc}", file=sys.stderr)
@@ -93,6 +93,18 @@ def run_sql_command(
     else:
         print(format_table(result))
     return EXIT_OK
+
+
+def _profile_engine() -> Engine:
+    from akko_assets.settings import load_settings
+
+    def connect_curated() -> duckdb.DuckDBPyConnection:
+        # Imported late: the curated-layer engine belongs to resources/ and is heavy to import.
+        from akko_assets.resources.engine import connect_curated as connect
+
+        return connect()
+
+    return engine_for_profile(load_settings().profile, connect_curated)
 
 
 def token_command(user: str, audience: str = "trino") -> str:

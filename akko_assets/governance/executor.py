@@ -17,6 +17,12 @@ SEARCH_PATH (marts, then banking) that holds a governed table of that name. CTEs
 private names so the engine cannot resolve any reference differently from this module.
 Catalog-qualified names, system schemas, table functions other than unnest/range and every table
 outside the governed catalog are denied.
+
+Engines: locally the rewritten SQL runs on DuckDB over the curated layer (`DuckDBEngine`). In the
+k8s profile it runs on Trino (`akko_assets.governance.trino.TrinoEngine`) as the caller's own user,
+so Trino's OPA access control enforces the same policies a second time. The rewrite is written in
+the engine's dialect by sqlglot; the query is read in `read_dialect` (DuckDB for the SQL this
+project generates, the engine's dialect for what people type).
 """
 
 from __future__ import annotations
@@ -26,12 +32,12 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 import duckdb
 import sqlglot
 from sqlglot import exp
-from sqlglot.errors import SqlglotError
+from sqlglot.errors import ErrorLevel, SqlglotError
 
 from akko_assets.governance.errors import AccessDenied, QueryError
 from akko_assets.governance.identity import Identity
@@ -85,6 +91,78 @@ class QueryResult:
     rows: list[tuple[Any, ...]]
 
 
+class EngineSession(Protocol):
+    """One caller's connection to the SQL engine, for one governed call."""
+
+    def describe(self, schema: str, table: str) -> tuple[tuple[str, str], ...]:
+        """(column, type) pairs; QueryError when the table is missing."""
+
+    def run(self, sql: str, limit: int | None) -> QueryResult:
+        """Run already-governed SQL; QueryError (or AccessDenied from the engine) on failure."""
+
+    def close(self) -> None: ...
+
+
+class Engine(Protocol):
+    """Where governed SQL runs: its sqlglot dialect and a session per caller."""
+
+    name: str
+    dialect: str
+
+    def open(self, identity: Identity) -> EngineSession: ...
+
+
+class DuckDBSession:
+    def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
+        self.connection = connection
+
+    def describe(self, schema: str, table: str) -> tuple[tuple[str, str], ...]:
+        relation = exp.table_(table, db=schema, quoted=True).sql("duckdb")
+        try:
+            described = self.connection.execute(f"DESCRIBE {relation}").fetchall()
+        except duckdb.Error:
+            raise QueryError(f"table {schema}.{table} is governed but missing in the curated layer: materialize it first") from None
+        return tuple((str(row[0]), str(row[1])) for row in described)
+
+    def run(self, sql: str, limit: int | None) -> QueryResult:
+        try:
+            cursor = self.connection.execute(sql)
+            columns = [d[0] for d in cursor.description or []]
+            if limit is None:
+                rows = cursor.fetchall()
+            else:
+                rows = cursor.fetchmany(limit) if limit > 0 else []
+        except duckdb.Error as exc:
+            raise QueryError(f"query failed: {_one_line(str(exc).splitlines()[0])}") from None
+        return QueryResult(columns=columns, rows=[tuple(r) for r in rows])
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+class DuckDBEngine:
+    """The local profile: a new DuckDB connection to the curated layer per call (the identity is
+    enforced by the rewrite alone, DuckDB has no users)."""
+
+    name = "duckdb"
+    dialect = "duckdb"
+
+    def __init__(self, connect: Callable[[], duckdb.DuckDBPyConnection]) -> None:
+        self.connect = connect
+
+    def open(self, identity: Identity) -> DuckDBSession:
+        return DuckDBSession(self.connect())
+
+
+def engine_for_profile(profile: str, local_connect: Callable[[], duckdb.DuckDBPyConnection]) -> Engine:
+    """k8s: Trino, queried as the caller (TRINO_* settings); local: DuckDB over the curated layer."""
+    if profile == "k8s":
+        from akko_assets.governance.trino import TrinoEngine  # k8s-only dependency
+
+        return TrinoEngine.from_env()
+    return DuckDBEngine(local_connect)
+
+
 def _one_line(text: str, limit: int = 300) -> str:
     line = " ".join(str(text).split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
@@ -102,12 +180,12 @@ def _check_function(node: exp.Func) -> None:
         raise AccessDenied(f"function {name}() is not allowed: it reads files, settings or catalogs outside the governed tables")
 
 
-def _parse(sql: str) -> exp.Expression:
+def _parse(sql: str, dialect: str = DIALECT) -> exp.Expression:
     sqlglot_log = logging.getLogger("sqlglot")
     previous = sqlglot_log.level
     sqlglot_log.setLevel(logging.ERROR)  # its "falling back to Command" warnings are our denials
     try:
-        statements = [s for s in sqlglot.parse(sql, read=DIALECT) if s is not None]
+        statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
     except SqlglotError as exc:
         errors = getattr(exc, "errors", None) or [{}]
         first = errors[0]
@@ -191,19 +269,22 @@ def _visible_cte(table: exp.Table) -> exp.CTE | None:
 class GovernedExecutor:
     """Runs one read-only SELECT as `identity`, with the policy's masks and row filters applied.
 
-    `connect` returns a new DuckDB connection to the curated layer; the executor owns it and
-    closes it after each call. Column lists come from the engine (DESCRIBE), cached briefly.
+    `connect` is an `Engine`, or a function returning a new DuckDB connection to the curated layer
+    (the local profile). The executor opens one engine session per call and closes it after.
+    Column lists come from the engine (DESCRIBE), cached briefly.
     """
 
     def __init__(
         self,
-        connect: Callable[[], duckdb.DuckDBPyConnection],
+        connect: Engine | Callable[[], duckdb.DuckDBPyConnection],
         policy: PolicyEngine,
         *,
         extra_tables: Iterable[str] = (),
         search_path: Iterable[str] = SEARCH_PATH,
+        read_dialect: str = DIALECT,
     ) -> None:
-        self._connect = connect
+        self.engine: Engine = connect if hasattr(connect, "open") else DuckDBEngine(connect)  # type: ignore[assignment]
+        self.read_dialect = read_dialect
         self.policy = policy
         extra = list(extra_tables)
         if extra:
@@ -216,23 +297,23 @@ class GovernedExecutor:
 
     def rewrite(self, sql: str, identity: Identity) -> str:
         """The SQL the engine would run for `identity` (raises AccessDenied like execute)."""
-        holder: list[duckdb.DuckDBPyConnection] = []
+        holder: list[EngineSession] = []
 
-        def connection() -> duckdb.DuckDBPyConnection:
+        def session() -> EngineSession:
             if not holder:
-                holder.append(self._open())
+                holder.append(self._open(identity))
             return holder[0]
 
         try:
-            return self._rewrite(sql, identity, connection)
+            return self._rewrite(sql, identity, session)
         finally:
-            for con in holder:
-                con.close()
+            for opened in holder:
+                opened.close()
 
     def execute(self, sql: str, identity: Identity, limit: int | None = None) -> QueryResult:
         if limit is not None and limit < 0:
             raise ValueError(f"limit must be positive or None, got {limit}")
-        with query_span(sql, role=",".join(sorted(identity.roles))) as record:
+        with query_span(sql, role=",".join(sorted(identity.roles)), engine=self.engine.name) as record:
             result = self._execute(sql, identity, limit)
             record(len(result.rows))
             return result
@@ -240,41 +321,29 @@ class GovernedExecutor:
     def _execute(self, sql: str, identity: Identity, limit: int | None) -> QueryResult:
         if not identity.roles:
             raise AccessDenied(f"user {identity.user!r} has no akko role")
-        con = self._open()
+        session = self._open(identity)
         try:
-            rewritten = self._rewrite(sql, identity, lambda: con)
-            try:
-                cursor = con.execute(rewritten)
-                columns = [d[0] for d in cursor.description or []]
-                if limit is None:
-                    rows = cursor.fetchall()
-                else:
-                    rows = cursor.fetchmany(limit) if limit > 0 else []
-            except duckdb.Error as exc:
-                raise QueryError(f"query failed: {_one_line(str(exc).splitlines()[0])}") from None
-            return QueryResult(columns=columns, rows=[tuple(r) for r in rows])
+            rewritten = self._rewrite(sql, identity, lambda: session)
+            return session.run(rewritten, limit)
         finally:
-            con.close()
+            session.close()
 
     # -- internals -------------------------------------------------------------------------------
 
-    def _open(self) -> duckdb.DuckDBPyConnection:
+    def _open(self, identity: Identity) -> EngineSession:
         try:
-            return self._connect()
+            return self.engine.open(identity)
+        except (AccessDenied, QueryError):
+            raise
         except Exception as exc:  # any failure to reach the curated layer is one clear line
             raise QueryError(f"cannot open the curated layer: {_one_line(str(exc).splitlines()[0] if str(exc) else repr(exc))}") from None
 
-    def _table_columns(self, schema: str, table: str, connection: Callable[[], duckdb.DuckDBPyConnection]) -> tuple[tuple[str, str], ...]:
+    def _table_columns(self, schema: str, table: str, session: Callable[[], EngineSession]) -> tuple[tuple[str, str], ...]:
         key = f"{schema}.{table}"
         cached = self._columns.get(key)
         if cached and time.monotonic() - cached[0] < COLUMN_CACHE_SECONDS:
             return cached[1]
-        relation = exp.table_(table, db=schema, quoted=True).sql(DIALECT)
-        try:
-            described = connection().execute(f"DESCRIBE {relation}").fetchall()
-        except duckdb.Error:
-            raise QueryError(f"table {key} is governed but missing in the curated layer: materialize it first") from None
-        columns = tuple((str(row[0]), str(row[1])) for row in described)
+        columns = session().describe(schema, table)
         self._columns[key] = (time.monotonic(), columns)
         return columns
 
@@ -303,9 +372,9 @@ class GovernedExecutor:
         schema: str,
         name: str,
         identity: Identity,
-        connection: Callable[[], duckdb.DuckDBPyConnection],
+        session: Callable[[], EngineSession],
     ) -> exp.Subquery:
-        columns = self._table_columns(schema, name, connection)
+        columns = self._table_columns(schema, name, session)
         policy = self.policy.table_policy(identity, schema, name, columns)
         key = (identity.roles, schema, name, columns)
         cached = self._subqueries.get(key)
@@ -335,8 +404,8 @@ class GovernedExecutor:
                 subquery.set(arg, table.args[arg])
         return subquery
 
-    def _rewrite(self, sql: str, identity: Identity, connection: Callable[[], duckdb.DuckDBPyConnection]) -> str:
-        root = _parse(sql)
+    def _rewrite(self, sql: str, identity: Identity, session: Callable[[], EngineSession]) -> str:
+        root = _parse(sql, self.read_dialect)
         _validate(root)
 
         # Decide every table reference before changing the tree (names change below).
@@ -364,7 +433,7 @@ class GovernedExecutor:
 
         # Policies and column lists first: a denial raises here and the parsed tree is dropped.
         replacements = [
-            (table, self._governed_subquery(table, schema, name, identity, connection))
+            (table, self._governed_subquery(table, schema, name, identity, session))
             for table, schema, name in base_refs
         ]
         for cte in root.find_all(exp.CTE):
@@ -375,4 +444,12 @@ class GovernedExecutor:
             table.set("this", exp.to_identifier(private))
         for table, subquery in replacements:
             table.replace(subquery)
-        return root.sql(dialect=DIALECT, comments=False)
+        if self.engine.dialect == self.read_dialect:
+            return root.sql(dialect=self.engine.dialect, comments=False)
+        try:
+            # Transpiling must not silently drop what it cannot express (sqlglot's default warns).
+            return root.sql(dialect=self.engine.dialect, comments=False, unsupported_level=ErrorLevel.RAISE)
+        except SqlglotError as exc:
+            raise QueryError(
+                f"the query uses {self.read_dialect} syntax {self.engine.name} cannot run: {_one_line(str(exc), 160)}"
+            ) from None

@@ -38,14 +38,19 @@ PRIVATE_KEY_FILE = "jwt-rs256-private.pem"
 
 @dataclass(frozen=True)
 class Identity:
-    """An authenticated user and the akko realm roles it holds (other roles are dropped)."""
+    """An authenticated user and the akko realm roles it holds (other roles are dropped).
+
+    `token` is the verified bearer token it came from, if any: engines that authenticate users
+    themselves (Trino over HTTPS) get the token, not just the name."""
 
     user: str
     roles: frozenset[str] = field(default_factory=frozenset)
+    token: str | None = field(default=None, compare=False, repr=False)
 
-    def __init__(self, user: str, roles: Iterable[str] = ()) -> None:
+    def __init__(self, user: str, roles: Iterable[str] = (), token: str | None = None) -> None:
         object.__setattr__(self, "user", user)
         object.__setattr__(self, "roles", frozenset(r for r in roles if r in AKKO_ROLES))
+        object.__setattr__(self, "token", token)
 
 
 @dataclass(frozen=True)
@@ -217,7 +222,7 @@ def verify_token(
         realm = load_realm(realm_path)
         if user not in realm.users:
             raise AccessDenied(f"unknown user {user!r}: not in the Keycloak realm {realm.name!r}")
-    identity = Identity(user, roles)
+    identity = Identity(user, roles, token=token)
     if not identity.roles:
         raise AccessDenied(f"user {user!r} has no akko role: ask an admin for one of {', '.join(AKKO_ROLES)}")
     return identity
