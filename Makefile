@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 AKKO_HOME ?= $(CURDIR)/.akko
 export AKKO_HOME
 
-.PHONY: setup demo test ui bench mlflow-ui aden superset airflow spark clean
+.PHONY: setup demo test screenshots ui bench mlflow-ui aden superset airflow spark clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,13 @@ demo: setup superset
 test: setup superset airflow spark
 	$(BIN)/python -m pytest -q
 
+# The browser tests save their screenshots in pytest's tmp_path; this refreshes the committed
+# copies in docs/img/ (README images) instead.
+SCREENSHOT_TESTS := tests/test_aden_app.py tests/test_bi_superset.py tests/test_orchestration_e2e.py
+
+screenshots: setup superset airflow spark
+	AKKO_WRITE_DOCS_SCREENSHOTS=1 $(BIN)/python -m pytest -q $(SCREENSHOT_TESTS)
+
 ui: setup
 	DAGSTER_HOME=$$($(BIN)/python -m akko_assets.orchestration) $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
@@ -45,6 +52,7 @@ bench: setup
 	$(BIN)/python bench/bench_pipeline.py --rows $${AKKO_ROWS:-100000} --json bench/latest.json
 	$(BIN)/python bench/bench_governance.py
 	$(BIN)/python bench/bench_aden.py
+	$(BIN)/python bench/bench_refresh.py --rows $${AKKO_ROWS:-100000}
 	if [ -d .spark-jars ]; then $(BIN)/python bench/bench_spark.py; fi
 
 bench-scale: setup

@@ -1,11 +1,12 @@
-"""Shared fixtures: a private PostgreSQL database per test session, a temporary AKKO_HOME, and one
-small pipeline run that tests of later stages reuse (real PostgreSQL, real Iceberg files)."""
+"""Shared fixtures: a private PostgreSQL database per test session, a temporary AKKO_HOME, one
+small pipeline run that tests of later stages reuse (real PostgreSQL, real Iceberg files), and
+where the browser tests save their screenshots."""
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -14,6 +15,7 @@ from psycopg import sql
 
 SERVER_DSN = os.environ.get("AKKO_TEST_PG_SERVER", "postgresql://postgres@127.0.0.1:5432")
 AS_OF = "2026-11-30"
+DOCS_IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
 
 
 def _create_db(name: str) -> str:
@@ -87,6 +89,19 @@ def pipeline_run(pipeline_env: dict[str, str]):
     failures = [e.event_specific_data.error.message for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert result.success, failures
     return result
+
+
+@pytest.fixture
+def screenshot_path(tmp_path: Path) -> Callable[[str], Path]:
+    """Where a browser test saves its screenshot `name`: the test's tmp_path, or docs/img/ (the
+    committed README images) when AKKO_WRITE_DOCS_SCREENSHOTS=1 (`make screenshots`)."""
+
+    def path(name: str) -> Path:
+        folder = DOCS_IMG if os.environ.get("AKKO_WRITE_DOCS_SCREENSHOTS") == "1" else tmp_path
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / name
+
+    return path
 
 
 def pytest_collection_modifyitems(config, items):

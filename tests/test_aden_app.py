@@ -1,4 +1,5 @@
-"""ADEN's Streamlit page: AppTest in-process, and once in headless Chromium (screenshot docs/img/aden.png)."""
+"""ADEN's Streamlit page: AppTest in-process, and once in headless Chromium (screenshot aden.png:
+docs/img/ with AKKO_WRITE_DOCS_SCREENSHOTS=1, else the test's tmp_path)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,6 @@ from akko_assets.resources import AkkoSettingsResource, IcebergResource
 from akko_assets.settings import REPO_ROOT, load_settings
 
 APP = REPO_ROOT / "akko_assets" / "aden" / "app.py"
-SCREENSHOT = REPO_ROOT / "docs" / "img" / "aden.png"
 CHROMIUM = Path("/usr/bin/chromium")
 SEED = "Which regions saw a fraud rate above 5 % last week?"
 
@@ -60,9 +60,10 @@ def _free_port() -> int:
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed at /usr/bin/chromium")
-def test_app_in_headless_chromium(catalog_ready):
+def test_app_in_headless_chromium(catalog_ready, screenshot_path):
     from playwright.sync_api import sync_playwright
 
+    screenshot = screenshot_path("aden.png")
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port), "--server.address", "127.0.0.1",
@@ -96,11 +97,10 @@ def test_app_in_headless_chromium(catalog_ready):
                 page.get_by_role("button", name="Ask").click()
                 page.get_by_text(expected).wait_for(timeout=60_000)
                 page.get_by_text("GROUP BY region").wait_for(timeout=10_000)
-                SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-                page.screenshot(path=str(SCREENSHOT), full_page=True)
+                page.screenshot(path=str(screenshot), full_page=True)
             finally:
                 browser.close()
-        assert SCREENSHOT.stat().st_size > 10_000
+        assert screenshot.stat().st_size > 10_000
     finally:
         process.terminate()
         process.wait(timeout=20)

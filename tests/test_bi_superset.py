@@ -1,6 +1,7 @@
 """The dashboard against a real Superset started by this module (temp AKKO_HOME, free port).
 
-Needs .venv-superset (scripts/setup_superset.sh) and Debian chromium for the browser test.
+Needs .venv-superset (scripts/setup_superset.sh) and Debian chromium for the browser test (its
+screenshot dashboard.png goes to docs/img/ with AKKO_WRITE_DOCS_SCREENSHOTS=1, else to tmp_path).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from akko_assets.bi import server
 from akko_assets.bi.bundle import build_bundle, load_spec
 from akko_assets.bi.provision import import_dashboard, invalidate_cache, superset_session
 from akko_assets.bi.serving import publish_serving_db, serving_db_path
-from akko_assets.settings import MASK, REPO_ROOT, load_settings
+from akko_assets.settings import MASK, load_settings
 
 pytestmark = [
     pytest.mark.superset,
@@ -33,7 +34,6 @@ pytestmark = [
 ]
 
 CHROMIUM = "/usr/bin/chromium"
-SCREENSHOT = REPO_ROOT / "docs" / "img" / "dashboard.png"
 SLUG = "akko-banking-fraud"
 PAN_RE = re.compile(r"(?<!\d)(?:\d[ -]?){15}\d(?!\d)")
 
@@ -156,9 +156,10 @@ def test_fraud_rate_by_region_equals_serving_query(env: Env) -> None:
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium missing: apt-get install -y chromium")
-def test_dashboard_renders_in_headless_chromium(env: Env) -> None:
+def test_dashboard_renders_in_headless_chromium(env: Env, screenshot_path) -> None:
     from playwright.sync_api import sync_playwright
 
+    screenshot = screenshot_path("dashboard.png")
     # The source holds real-looking (Luhn-valid) card numbers, so a leak would be caught below.
     clear = env.source.sql("SELECT card_pan FROM marts.enriched_transactions LIMIT 1").fetchone()[0]
     assert _luhn_ok(clear)
@@ -197,11 +198,10 @@ def test_dashboard_renders_in_headless_chromium(env: Env) -> None:
             assert "AKKO Banking Fraud" in text and MASK in text
             leaked = [m for m in PAN_RE.findall(text) if _luhn_ok(m)]
             assert not leaked, f"clear card numbers on the dashboard: {leaked[:3]}"
-            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(SCREENSHOT), full_page=True)
+            page.screenshot(path=str(screenshot), full_page=True)
         finally:
             browser.close()
-    assert SCREENSHOT.stat().st_size > 50_000
+    assert screenshot.stat().st_size > 50_000
 
 
 def test_cache_changes_only_after_invalidation(env: Env) -> None:

@@ -10,6 +10,7 @@ import sys
 import textwrap
 
 import pytest
+from malformed_rows import MALFORMED, MALFORMED_COUNTS
 
 from akko_assets.ingest.seed import seed_transactions
 from akko_assets.lakehouse.catalog import TRANSACTIONS, open_catalog
@@ -98,24 +99,11 @@ def test_partition_pruning_scans_one_partition(seeded):
 def test_malformed_rows_are_quarantined(seeded):
     catalog = open_catalog(seeded)
     with connect(seeded.pg_dsn) as conn:
-        conn.execute(
-            """
-            INSERT INTO akko.raw_transactions (transaction_id, customer_id, customer_name, card_pan, amount, currency,
-                merchant, merchant_category, channel, region, country, status, memo, ts, is_fraud)
-            SELECT 'BAD' || n, 'C1', 'X', pan, amount, 'EUR', 'm', 'grocery', 'pos', region, 'DE', 'active', '', ts, false
-            FROM (VALUES (1, '4539578763621486', 10.0, 'ATLANTIS', now() - interval '1 day'),
-                         (2, '4539578763621486', -5.0, 'EU', now() - interval '1 day'),
-                         (3, '1234567890123456', 5.0, 'EU', now() - interval '1 day'),
-                         (4, '4539578763621486', 5.0, 'EU', now() + interval '30 days'),
-                         (5, '4539578763621486', NULL, 'EU', now() - interval '1 day'))
-                 AS v(n, pan, amount, region, ts)
-            """
-        )
+        conn.execute(MALFORMED)
         conn.commit()
         result = replicate(conn, catalog)
         rejects = dict(conn.execute("SELECT reason, count(*) FROM akko.raw_transactions_rejects GROUP BY 1").fetchall())
-    expected = {"unknown region": 1, "negative amount": 1, "invalid card_pan": 1, "future or missing ts": 1, "null amount": 1}
-    assert result.rejected == expected and rejects == expected
+    assert result.rejected == MALFORMED_COUNTS and rejects == MALFORMED_COUNTS
     assert _count(catalog) == 3000
     # A rerun does not quarantine the same rows twice.
     with connect(seeded.pg_dsn) as conn:

@@ -12,29 +12,19 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
-import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 import psycopg
 import pytest
-import requests
-from psycopg import sql
+from dagster_stack import AS_OF, REPO, dagster_stack, gql
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-SERVER_DSN = os.environ.get("AKKO_TEST_PG_SERVER", "postgresql://postgres@127.0.0.1:5432")
-AS_OF = "2026-11-30"
 ROWS = 5000
 DEAD_DSN = "postgresql://postgres@127.0.0.1:1/akko_nowhere"  # nothing listens on port 1
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOT = REPO / "docs" / "img" / "asset-graph.png"
 AIRFLOW_VENV = Path(os.environ.get("AKKO_AIRFLOW_VENV", "") or REPO / ".venv-airflow")
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
 
@@ -57,14 +47,6 @@ mutation LaunchPipelineExecution($executionParams: ExecutionParams!) {
 }"""
 
 RUN_STATUS = "query($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status startTime endTime } } }"
-
-
-def gql(url: str, query: str, variables: Optional[dict] = None) -> dict[str, Any]:
-    response = requests.post(url, json={"query": query, "variables": variables or {}}, timeout=60)
-    response.raise_for_status()
-    body = response.json()
-    assert "errors" not in body, body["errors"]
-    return body["data"]
 
 
 @dataclass
@@ -141,115 +123,19 @@ def job_keys(job: str) -> list[list[str]]:
     return [list(k.path) for k in defs.resolve_job_def(job).asset_layer.selected_asset_keys]
 
 
-def start_superset() -> Optional[str]:
-    """Superset for the dashboard asset, in the stack's AKKO_HOME on a free port; None when not installed."""
-    from akko_assets.bi import server
-
-    if not (server.SUPERSET_VENV / "bin" / "superset").exists():
-        return None
-    server.superset_up(timeout=180)
-    return server.superset_url()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """Stop a process this module started, with the children it spawned (its own process group)."""
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory):
-    from akko_assets.orchestration import prepare_dagster_home
-    from akko_assets.settings import load_settings
-
-    tmp = tmp_path_factory.mktemp("orchestration")
-    dbname = f"akko_test_orch_{os.getpid()}"
-    with psycopg.connect(f"{SERVER_DSN}/postgres", autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
-    env = {
-        "AKKO_HOME": str(tmp / "akko_home"),
-        "AKKO_PG_DSN": f"{SERVER_DSN}/{dbname}",
-        "AKKO_ROWS": str(ROWS),
-        "AKKO_AS_OF": AS_OF,
-        "AKKO_SEED": "42",
-    }
-    mp = pytest.MonkeyPatch()
-    for key, value in env.items():
-        mp.setenv(key, value)
-    for key in ("AKKO_ICEBERG_WAREHOUSE", "AKKO_ICEBERG_CATALOG_URI", "AKKO_S3_ENDPOINT", "AKKO_PROFILE"):
-        mp.delenv(key, raising=False)
-    dagster_home = prepare_dagster_home(load_settings())
-    mp.setenv("DAGSTER_HOME", str(dagster_home))
-    mp.setenv("AKKO_SUPERSET_URL", f"http://127.0.0.1:{free_port()}")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    workspace = str(REPO / "workspace.yaml")
-    logs = tmp / "logs"
-    logs.mkdir()
-    procs: list[subprocess.Popen] = []
-    started = time.monotonic()
-    pool = ThreadPoolExecutor(max_workers=1)
-    superset = pool.submit(start_superset)  # starts while the code location loads
-    try:
-        for name, cmd in (
-            ("webserver", [str(BIN / "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(port)]),
-            ("daemon", [str(BIN / "dagster-daemon"), "run", "-w", workspace]),
-        ):
-            procs.append(subprocess.Popen(cmd, cwd=REPO, env=dict(os.environ), start_new_session=True,
-                                          stdout=(logs / f"{name}.log").open("w"), stderr=subprocess.STDOUT))
-        location = None
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and location is None:
-            assert procs[0].poll() is None, (logs / "webserver.log").read_text()[-4000:]
-            try:
-                entries = gql(f"{base}/graphql", "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus "
-                              "locationOrLoadError { __typename ... on RepositoryLocation { repositories { name } } "
-                              "... on PythonError { message } } } } } }")["workspaceOrError"]["locationEntries"]
-            except requests.ConnectionError:
-                time.sleep(0.5)
-                continue
-            for entry in entries:
-                loaded = entry["locationOrLoadError"] or {}
-                assert loaded.get("__typename") != "PythonError", loaded.get("message")
-                if entry["loadStatus"] == "LOADED" and loaded.get("__typename") == "RepositoryLocation":
-                    location = (entry["name"], loaded["repositories"][0]["name"])
-            time.sleep(0.5)
-        assert location, "the code location did not load within 240 s:\n" + (logs / "webserver.log").read_text()[-4000:]
-        ready = round(time.monotonic() - started, 1)
-        with_bi = superset.result(timeout=300) is not None
-        stack = Stack(base, f"{base}/graphql", dagster_home, Path(env["AKKO_HOME"]), env["AKKO_PG_DSN"],
+    with dagster_stack(tmp_path_factory.mktemp("orchestration"), "akko_test_orch", rows=ROWS,
+                       superset_timeout=180) as servers:
+        location = servers.wait_for_location(timeout=240)
+        ready = round(time.monotonic() - servers.started, 1)
+        with_bi = servers.with_bi(timeout=300)
+        stack = Stack(servers.base_url, servers.graphql, servers.dagster_home, servers.akko_home, servers.dsn,
                       location[0], location[1], ready, with_bi)
         stack.figures["webserver_ready_seconds"] = ready
-        stack.figures["superset_ready_seconds"] = round(time.monotonic() - started, 1) if with_bi else None
+        stack.figures["superset_ready_seconds"] = round(time.monotonic() - servers.started, 1) if with_bi else None
         yield stack
         print("\norchestration figures: " + json.dumps(stack.figures, indent=2))
-    finally:
-        for proc in procs:
-            stop(proc)
-        from akko_assets.bi.server import superset_down
-
-        try:
-            superset.result(timeout=300)  # a Superset still starting must not outlive the module
-        except Exception:  # noqa: BLE001 - teardown: stop whatever did start
-            pass
-        superset_down()  # the one this fixture started (pid file in its AKKO_HOME); no-op if none
-        pool.shutdown()
-        mp.undo()
-        with psycopg.connect(f"{SERVER_DSN}/postgres", autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -348,10 +234,11 @@ def test_materialize_all_through_the_ui_mutation(stack: Stack) -> None:
     assert set(curated_ids("marts.fct_transactions")) == expected
 
 
-def test_asset_graph_screenshot_shows_every_stage(stack: Stack) -> None:
+def test_asset_graph_screenshot_shows_every_stage(stack: Stack, screenshot_path) -> None:
     if not CHROMIUM.exists():
         pytest.skip("Chromium missing: `apt-get install -y chromium` (.ci/run does it)")
     playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright into .venv (test extra)")
+    screenshot = screenshot_path("asset-graph.png")
     keys = stack.state.get("asset_keys") or [n["assetKey"]["path"] for n in
                                                gql(stack.graphql, "{ assetNodes { assetKey { path } } }")["assetNodes"]]
     with playwright.sync_playwright() as p:
@@ -370,12 +257,19 @@ def test_asset_graph_screenshot_shows_every_stage(stack: Stack) -> None:
             page.keyboard.press("Alt+e")
             labels = page.locator('[class*="AssetNode_assetName"]')
             labels.first.wait_for(timeout=30_000)
-            page.wait_for_timeout(1500)
+            # Statuses load after the nodes (slowly on a busy machine): wait for every node to turn
+            # green, or for 30 s, then let the assertions below say which did not.
+            try:
+                page.wait_for_function(
+                    """n => { const els = [...document.querySelectorAll('[class*="AssetNode_assetName"]')];
+                              return els.length >= n && els.every(e => (e.parentElement.getAttribute('style') || '').includes('green')); }""",
+                    arg=len(keys), timeout=30_000)
+            except playwright.TimeoutError:
+                pass
             names = labels.all_inner_texts()
             # Node colours: green once materialized (grey when never, red when failed).
             styles = labels.evaluate_all("els => els.map(e => e.parentElement.getAttribute('style') || '')")
-            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(SCREENSHOT))
+            page.screenshot(path=str(screenshot))
         finally:
             browser.close()
 
@@ -391,7 +285,7 @@ def test_asset_graph_screenshot_shows_every_stage(stack: Stack) -> None:
     assert not missing, f"not on the asset graph: {missing}; labels seen: {names}"
     assert len(names) == len(keys), names
     assert all("green" in style for style in styles), dict(zip(names, styles))
-    assert SCREENSHOT.stat().st_size > 20_000
+    assert screenshot.stat().st_size > 20_000
 
 
 def test_sensor_refreshes_exactly_the_new_rows(stack: Stack) -> None:

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from malformed_rows import MALFORMED, MALFORMED_COUNTS
 
 from akko_assets.ingest.generator import generate_transactions
 from akko_assets.ingest.seed import seed_transactions
@@ -86,21 +87,6 @@ def _execute(settings, statement: str) -> None:
     with connect(settings.pg_dsn) as conn:
         conn.execute(statement)
         conn.commit()
-
-
-MALFORMED = """
-INSERT INTO akko.raw_transactions (transaction_id, customer_id, customer_name, card_pan, amount, currency,
-    merchant, merchant_category, channel, region, country, status, memo, ts, is_fraud)
-SELECT 'BAD' || n, 'C1', 'X', pan, amount, 'EUR', 'm', 'grocery', 'pos', region, 'DE', 'active', '', ts, false
-FROM (VALUES (1, '4539578763621486', 10.0, 'ATLANTIS', now() - interval '1 day'),
-             (2, '4539578763621486', -5.0, 'EU', now() - interval '1 day'),
-             (3, '1234567890123456', 5.0, 'EU', now() - interval '1 day'),
-             (4, '4539578763621486', 5.0, 'EU', now() + interval '30 days'),
-             (5, '4539578763621486', NULL, 'EU', now() - interval '1 day'))
-     AS v(n, pan, amount, region, ts)
-"""
-MALFORMED_COUNTS = {"unknown region": 1, "negative amount": 1, "invalid card_pan": 1,
-                    "future or missing ts": 1, "null amount": 1}
 
 
 def test_full_merge_rerun_partitions_and_readers(seeded):

@@ -11,23 +11,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
-import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
-import requests
-from psycopg import sql
+from dagster_stack import BIN, REPO, dagster_stack
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-SERVER_DSN = os.environ.get("AKKO_TEST_PG_SERVER", "postgresql://postgres@127.0.0.1:5432")
 AIRFLOW_VENV = Path(os.environ.get("AKKO_AIRFLOW_VENV", "") or REPO / ".venv-airflow")
 AIRFLOW = AIRFLOW_VENV / "bin" / "airflow"
 QUESTION = "Which regions saw a fraud rate above 5 % last week?"
@@ -39,38 +30,6 @@ pytestmark = [
     pytest.mark.timeout(900),
     pytest.mark.skipif(not AIRFLOW.exists(), reason=f"{AIRFLOW} missing: run `bash scripts/setup_airflow.sh` (or `make airflow`)"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """Stop a process this module started, with its children (its own process group)."""
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-
-
-def location_loaded(graphql: str) -> bool:
-    query = ("{ workspaceOrError { ... on Workspace { locationEntries { loadStatus locationOrLoadError { __typename "
-             "... on PythonError { message } } } } } }")
-    try:
-        body = requests.post(graphql, json={"query": query}, timeout=30).json()
-    except requests.ConnectionError:
-        return False
-    entries = body["data"]["workspaceOrError"]["locationEntries"]
-    for entry in entries:
-        loaded = entry["locationOrLoadError"] or {}
-        assert loaded.get("__typename") != "PythonError", loaded.get("message")
-    return bool(entries) and all(e["loadStatus"] == "LOADED" and e["locationOrLoadError"] for e in entries)
 
 
 def workspace(tmp: Path) -> Path:
@@ -91,89 +50,35 @@ def workspace(tmp: Path) -> Path:
     return path
 
 
-def start_superset() -> bool:
-    from akko_assets.bi import server
-
-    if not (server.SUPERSET_VENV / "bin" / "superset").exists():
-        return False
-    server.superset_up(timeout=240)
-    return True
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory):
     from akko_assets.observability import tracing
-    from akko_assets.orchestration import prepare_dagster_home
-    from akko_assets.settings import load_settings
 
     tmp = tmp_path_factory.mktemp("tracing_e2e")
-    dbname = f"akko_test_tracing_{os.getpid()}"
-    with psycopg.connect(f"{SERVER_DSN}/postgres", autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
-    mp = pytest.MonkeyPatch()
-    for key, value in {"AKKO_HOME": str(tmp / "akko_home"), "AKKO_PG_DSN": f"{SERVER_DSN}/{dbname}",
-                       "AKKO_ROWS": "3000", "AKKO_AS_OF": "2026-11-30", "AKKO_SEED": "42",
-                       "AKKO_SUPERSET_URL": f"http://127.0.0.1:{free_port()}"}.items():
-        mp.setenv(key, value)
-    for key in [k for k in os.environ if k.startswith("OTEL_")] + ["TRACEPARENT", "AKKO_ICEBERG_WAREHOUSE",
-                                                                   "AKKO_ICEBERG_CATALOG_URI", "AKKO_S3_ENDPOINT", "AKKO_PROFILE"]:
-        mp.delenv(key, raising=False)  # spans go to the JSON-lines file of this AKKO_HOME
+    # Spans go to the JSON-lines file of the stack's AKKO_HOME.
+    otel = [k for k in os.environ if k.startswith("OTEL_")] + ["TRACEPARENT"]
     tracing.reset()
-    dagster_home = prepare_dagster_home(load_settings())
-    mp.setenv("DAGSTER_HOME", str(dagster_home))
-    port = free_port()
-    graphql = f"http://127.0.0.1:{port}/graphql"
-    logs = tmp / "logs"
-    logs.mkdir()
-    airflow_env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "DAGSTER_HOME", "VIRTUAL_ENV", "PYTHONPATH"))}
-    airflow_env.update(AIRFLOW_HOME=str(tmp / "airflow_home"), AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "airflow" / "dags"),
-                       AIRFLOW__CORE__LOAD_EXAMPLES="False", DAGSTER_GRAPHQL_URL=graphql, DAGSTER_POLL_SECONDS="1")
-    figures: dict[str, Any] = {}
-    procs: list[subprocess.Popen] = []
-    pool = ThreadPoolExecutor(max_workers=1)
-    started = time.monotonic()
-    superset = pool.submit(start_superset)
     try:
-        ws = workspace(tmp)
-        for name, cmd in (
-            ("webserver", [str(BIN / "dagster-webserver"), "-w", str(ws), "-h", "127.0.0.1", "-p", str(port)]),
-            ("daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(ws)]),
-        ):
-            procs.append(subprocess.Popen(cmd, cwd=REPO, env=dict(os.environ), start_new_session=True,
-                                          stdout=(logs / f"{name}.log").open("w"), stderr=subprocess.STDOUT))
-        # Airflow's metadata DB migrates while the code location loads.
-        migrate = subprocess.Popen([str(AIRFLOW), "db", "migrate"], cwd=tmp, env=airflow_env, start_new_session=True,
-                                   stdout=(logs / "airflow-migrate.log").open("w"), stderr=subprocess.STDOUT)
-        procs.append(migrate)
-        deadline = time.monotonic() + 300
-        while not location_loaded(graphql):
-            assert procs[0].poll() is None, (logs / "webserver.log").read_text()[-4000:]
-            assert time.monotonic() < deadline, "code location not loaded in 300 s:\n" + (logs / "webserver.log").read_text()[-4000:]
-            time.sleep(0.5)
-        figures["webserver_ready_seconds"] = round(time.monotonic() - started, 1)
-        assert migrate.wait(timeout=300) == 0, (logs / "airflow-migrate.log").read_text()[-3000:]
-        with_bi = superset.result(timeout=300)
-        figures["stack_ready_seconds"] = round(time.monotonic() - started, 1)
-        yield {"env": airflow_env, "home": Path(os.environ["AKKO_HOME"]), "dagster_home": dagster_home,
-               "with_bi": with_bi, "figures": figures, "logs": logs, "tmp": tmp}
-        print("\ntracing e2e figures: " + json.dumps(figures))
+        with dagster_stack(tmp, "akko_test_tracing", rows=3000, superset_timeout=240, workspace=workspace,
+                           unset=otel) as servers:
+            airflow_env = {k: v for k, v in os.environ.items()
+                           if not k.startswith(("AIRFLOW", "DAGSTER_HOME", "VIRTUAL_ENV", "PYTHONPATH"))}
+            airflow_env.update(AIRFLOW_HOME=str(tmp / "airflow_home"),
+                               AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "airflow" / "dags"),
+                               AIRFLOW__CORE__LOAD_EXAMPLES="False", DAGSTER_GRAPHQL_URL=servers.graphql,
+                               DAGSTER_POLL_SECONDS="1")
+            # Airflow's metadata DB migrates while the code location loads.
+            migrate = servers.spawn("airflow-migrate", [str(AIRFLOW), "db", "migrate"], cwd=tmp, env=airflow_env)
+            servers.wait_for_location(timeout=300)
+            figures: dict[str, Any] = {"webserver_ready_seconds": round(time.monotonic() - servers.started, 1)}
+            assert migrate.wait(timeout=300) == 0, servers.log_tail("airflow-migrate", 3000)
+            with_bi = servers.with_bi(timeout=300)
+            figures["stack_ready_seconds"] = round(time.monotonic() - servers.started, 1)
+            yield {"env": airflow_env, "home": servers.akko_home, "dagster_home": servers.dagster_home,
+                   "with_bi": with_bi, "figures": figures, "logs": servers.logs, "tmp": tmp}
+            print("\ntracing e2e figures: " + json.dumps(figures))
     finally:
-        for proc in procs:
-            stop(proc)
-        try:  # a Superset still starting when setup failed is stopped too, once it is up
-            started_superset = superset.result(timeout=300)
-        except Exception:  # its start failed: nothing to stop
-            started_superset = False
-        if started_superset:
-            from akko_assets.bi.server import superset_down
-
-            superset_down()
-        pool.shutdown()
         tracing.reset()
-        mp.undo()
-        with psycopg.connect(f"{SERVER_DSN}/postgres", autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
 
 
 def read_spans(home: Path) -> list[dict[str, Any]]:

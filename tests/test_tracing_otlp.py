@@ -5,8 +5,6 @@ OpenTelemetry collector on k8s."""
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,20 +12,13 @@ from pathlib import Path
 
 import pytest
 import requests
+from dagster_stack import BIN, REPO, free_port, stop
 
 from akko_assets.observability import tracing
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 EXPERIMENT = "0"  # MLflow's Default experiment, present in every new store
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -55,12 +46,7 @@ def mlflow_url(tmp_path_factory: pytest.TempPathFactory):
             time.sleep(0.5)
         yield url
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        stop(proc)
         log.close()
 
 
