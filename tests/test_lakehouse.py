@@ -9,9 +9,11 @@ import subprocess
 import sys
 import textwrap
 
+import psycopg
 import pytest
 from malformed_rows import MALFORMED, MALFORMED_COUNTS
 
+from akko_assets.contract import TRANSACTION_SCHEMA
 from akko_assets.ingest.seed import seed_transactions
 from akko_assets.lakehouse.catalog import TRANSACTIONS, open_catalog
 from akko_assets.lakehouse.replicate import EmptySource, replicate
@@ -188,3 +190,36 @@ def test_s3_warehouse_on_a_local_s3_server(seeded, monkeypatch):
         assert con.sql("SELECT count(*) FROM banking.transactions WHERE region = 'EU'").fetchone()[0] > 0
     finally:
         server.stop()
+
+
+def test_row_of_a_long_running_writer_is_not_skipped(seeded):
+    """A writer opens its transaction (its row's updated_at is stamped then), another writer commits
+    later rows, a replication runs, then the first commits: its row must still arrive."""
+    catalog = open_catalog(seeded)
+    with connect(seeded.pg_dsn) as conn:
+        replicate(conn, catalog)
+    columns = [c for c in TRANSACTION_SCHEMA.names if c not in ("transaction_id", "updated_at")]
+    slow = psycopg.connect(seeded.pg_dsn)
+    try:
+        slow.execute(  # updated_at takes the column default, clock_timestamp(), inside the open transaction
+            f"INSERT INTO akko.raw_transactions (transaction_id, {', '.join(columns)}) "
+            f"SELECT 'TLATE000001', {', '.join(columns)} FROM akko.raw_transactions "
+            "WHERE transaction_id = 'T0000000003'"
+        )
+        seed_transactions(seeded.pg_dsn, 200, 6, AS_OF, mode="append")  # commits rows stamped later
+        with connect(seeded.pg_dsn) as conn:
+            during = replicate(conn, catalog)
+        assert (during.mode, during.rows_inserted) == ("incremental", 200)
+        slow.commit()
+    finally:
+        slow.close()
+    with connect(seeded.pg_dsn) as conn:
+        after = replicate(conn, catalog)
+    # The mark stayed below the open writer, so the late row comes now; the 200 rows read again
+    # are an idempotent MERGE (nothing updated).
+    assert (after.rows_inserted, after.rows_updated) == (1, 0)
+    assert _count(catalog) == 3201
+    rows = catalog.load_table(TRANSACTIONS).scan(row_filter="transaction_id = 'TLATE000001'").to_arrow()
+    assert rows.num_rows == 1
+    with connect(seeded.pg_dsn) as conn:
+        assert replicate(conn, catalog).source_rows_read == 0  # and then the mark catches up

@@ -54,7 +54,15 @@ class SourceState:
 
 
 def ensure_schema(conn: psycopg.Connection) -> None:
-    conn.execute(DDL)
+    # CREATE INDEX IF NOT EXISTS takes a SHARE lock before it finds the index exists, so running the
+    # DDL every time would wait behind any open writer of the table: run it only when something is
+    # missing (a concurrent first run is settled by the IF NOT EXISTS clauses).
+    present = conn.execute(
+        "SELECT to_regclass('akko.raw_transactions') IS NOT NULL AND to_regclass('akko.source_meta') IS NOT NULL "
+        "AND to_regclass('akko.raw_transactions_updated_at') IS NOT NULL AND to_regclass('akko.raw_transactions_ts') IS NOT NULL"
+    ).fetchone()[0]
+    if not present:
+        conn.execute(DDL)
 
 
 def source_state(conn: psycopg.Connection) -> SourceState:

@@ -67,16 +67,41 @@ class SourcePlan:
         return {HWM_PROPERTY: self.new_hwm.isoformat(), GENERATION_PROPERTY: self.generation}
 
 
-def plan_source_read(conn: psycopg.Connection, table_properties: dict[str, str], full: bool) -> SourcePlan:
+def write_horizon(conn: psycopg.Connection) -> dt.datetime:
+    """The latest mark a read starting now may safely record: the server's clock, or the start of the
+    oldest transaction still writing to this database if earlier.
+
+    A writer's rows become visible only when it commits, yet carry an `updated_at` from while it
+    ran. Marking past the start of a writer still open would skip its rows forever once it commits;
+    capping the mark there means they are read next time (rows read twice are an idempotent MERGE).
+    Call it outside a transaction, just before `plan_source_read`'s snapshot: a writer that starts in
+    between starts after this horizon. Rows must carry `updated_at` no earlier than their writing
+    transaction's start, as the column's DEFAULT clock_timestamp() and `akko simulate` do.
+    (pg_stat_activity shows other roles' transactions only to superusers and pg_read_all_stats
+    members: give the replicating role that, or write the source with the same role.)
+    """
+    now, oldest = conn.execute(
+        "SELECT now(), (SELECT min(xact_start) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL)"
+    ).fetchone()
+    conn.commit()
+    return min(now, oldest) if oldest is not None else now
+
+
+def plan_source_read(conn: psycopg.Connection, table_properties: dict[str, str], full: bool,
+                     horizon: dt.datetime | None = None) -> SourcePlan:
     """Start a REPEATABLE READ transaction's first statement and decide full vs incremental.
 
     Call it first inside `with conn.transaction():`, so the count, the mark, the generation and
-    (for the pyiceberg path) the rows themselves come from one snapshot of the source.
+    (for the pyiceberg path) the rows themselves come from one snapshot of the source. `horizon`
+    (from `write_horizon`, taken just before) caps the new mark below writers still open.
     """
     conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
     total, new_hwm = conn.execute(f"SELECT count(*), max(updated_at) FROM {RAW_TABLE}").fetchone()
     if total == 0:
         raise EmptySource("raw_transactions is empty: materialize postgres/raw_transactions first")
+    if horizon is not None and new_hwm > horizon:
+        new_hwm = horizon
     generation = current_generation(conn)
     hwm_text = table_properties.get(HWM_PROPERTY)
     incremental = not full and hwm_text is not None and table_properties.get(GENERATION_PROPERTY) == generation
@@ -281,9 +306,10 @@ def _replicate_once(conn: psycopg.Connection, catalog: Catalog, *, full: bool, n
     table = ensure_transactions_table(catalog)
     props = table.properties
     with tempfile.TemporaryDirectory(prefix="akko-replicate-") as tmp:
+        horizon = write_horizon(conn)
         # Snapshot isolation: generation, rows and the new mark all come from one consistent read.
         with conn.transaction():
-            plan = plan_source_read(conn, props, full)
+            plan = plan_source_read(conn, props, full, horizon)
             incremental = plan.incremental
             spooled = _spool(conn, plan.since, Path(tmp))
 

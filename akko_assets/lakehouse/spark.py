@@ -39,6 +39,7 @@ from akko_assets.lakehouse.replicate import (
     ReplicationResult,
     plan_source_read,
     quarantine,
+    write_horizon,
     result_after_commit,
 )
 from akko_assets.resources.postgres import connect
@@ -392,8 +393,9 @@ def replicate_with_spark(settings: Settings, *, full: bool = False, now: dt.date
     with connect(settings.pg_dsn) as conn:
         ensure_schema(conn)
         conn.commit()
+        horizon = write_horizon(conn)
         with conn.transaction():
-            plan = plan_source_read(conn, props, full)
+            plan = plan_source_read(conn, props, full, horizon)
     new_hwm, incremental, since = plan.new_hwm, plan.incremental, plan.since
 
     spark = spark or spark_session(settings)
