@@ -38,6 +38,7 @@ _REPO_INPUTS = {
     "opa": "opa",
     "realm": "keycloak/realm-akko.json",
     "dag": "airflow/dags/akko_banking_fraud_demo.py",
+    "tracing": "akko_assets/observability/tracing.py",
 }
 
 

@@ -44,8 +44,9 @@ docker build -t "akko/akko-dagster:$version" -f "$k8s/images/akko/Dockerfile" "$
 docker build -t akko/spark-connect:3.5.6-iceberg1.9.2 "$k8s/images/spark-connect"
 docker build -t akko/mlflow:3.17.2 "$k8s/images/mlflow"
 docker build -t akko/superset:5.0.0 "$k8s/images/superset"
+docker build -t akko/airflow:3.3.2 "$k8s/images/airflow"
 k3d image import -c "$cluster" "akko/akko-dagster:$version" akko/spark-connect:3.5.6-iceberg1.9.2 \
-  akko/mlflow:3.17.2 akko/superset:5.0.0
+  akko/mlflow:3.17.2 akko/superset:5.0.0 akko/airflow:3.3.2
 
 step "assets from opa/, keycloak/, airflow/, trino_udfs/, superset_assets/"
 work="$(mktemp -d)"

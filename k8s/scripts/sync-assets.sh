@@ -5,6 +5,8 @@
 #   keycloak/realm-akko.json                          -> generated/realm-akko.json and
 #                                                        generated/trino-groups.txt (roles per user)
 #   airflow/dags/akko_banking_fraud_demo.py           -> generated/akko_banking_fraud_demo.py
+#   akko_assets/observability/tracing.py              -> generated/akko_tracing.py (the DAG's
+#                                                        trace module; Airflow has no akko_assets)
 #   TRINO_UDFS_SQL (from `akko trino-udfs --out`)     -> generated/trino-udfs.sql
 #   SUPERSET_BUNDLE (dashboard import zip)            -> generated/superset-bundle.zip
 #
@@ -22,6 +24,7 @@ need() {
 need "$repo/opa" "the OPA policies (governance) must exist before deploying"
 need "$repo/keycloak/realm-akko.json" "the Keycloak realm (governance) must exist before deploying"
 need "$repo/airflow/dags/akko_banking_fraud_demo.py" "the compatibility DAG must exist before deploying"
+need "$repo/akko_assets/observability/tracing.py" "the tracing module (observability) must exist before deploying"
 need "${TRINO_UDFS_SQL:-}" "set TRINO_UDFS_SQL to the file written by 'akko trino-udfs --out FILE'"
 need "${SUPERSET_BUNDLE:-}" "set SUPERSET_BUNDLE to the dashboard bundle zip built from superset_assets/"
 
@@ -81,6 +84,7 @@ PY
 
 cp "$repo/keycloak/realm-akko.json" "$gen/realm-akko.json"
 cp "$repo/airflow/dags/akko_banking_fraud_demo.py" "$gen/akko_banking_fraud_demo.py"
+cp "$repo/akko_assets/observability/tracing.py" "$gen/akko_tracing.py"
 cp "$TRINO_UDFS_SQL" "$gen/trino-udfs.sql"
 cp "$SUPERSET_BUNDLE" "$gen/superset-bundle.zip"
 echo "sync-assets: wrote $(ls "$gen" | wc -l) files to $gen"
