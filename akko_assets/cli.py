@@ -178,6 +178,24 @@ def superset_status() -> None:
     typer.echo(status().as_dict())
 
 
+@app.command("superset-bundle")
+def superset_bundle(
+    out: str = typer.Option(..., help="File for the dashboard import zip."),
+    profile: str = typer.Option("local", help="local: the serving DuckDB file; k8s: Trino as svc-superset (TRINO_HOST/PORT/CATALOG)."),
+) -> None:
+    """Write the "AKKO Banking Fraud" Superset import bundle built from superset_assets/."""
+    from pathlib import Path
+
+    from akko_assets.bi.bundle import build_bundle, trino_source_uri
+    from akko_assets.bi.serving import serving_db_path
+
+    if profile not in ("local", "k8s"):
+        _fail(f"--profile {profile!r} is unknown: use local or k8s")
+    source = trino_source_uri() if profile == "k8s" else serving_db_path(_settings())
+    info = build_bundle(Path(out), source)
+    typer.echo(f"wrote {info.path} ({len(info.chart_uuids)} charts) reading {source}")
+
+
 @app.command("trino-udfs")
 def trino_udfs(
     out: str = typer.Option("-", help="File for the CREATE FUNCTION statements ('-' = stdout)."),

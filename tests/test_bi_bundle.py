@@ -161,3 +161,48 @@ def test_secrets_are_private_and_stable(tmp_path: Path, monkeypatch: pytest.Monk
     assert config["PUBLIC_ROLE_LIKE"] is None and config["STORE_CACHE_KEYS_IN_METADATA_DB"] is True
     assert config["CACHE_CONFIG"] == config["DATA_CACHE_CONFIG"]
     assert str(tmp_path) in config["SQLALCHEMY_DATABASE_URI"]
+
+
+def test_k8s_bundle_reads_trino_as_the_service_user(tmp_path: Path, monkeypatch) -> None:
+    """`akko superset-bundle --profile k8s` (deploy.sh): same dashboard, read from Trino as
+    svc-superset, so Trino's OPA masks for that identity; nothing else differs from local."""
+    from typer.testing import CliRunner
+
+    from akko_assets.cli import app
+
+    monkeypatch.setenv("TRINO_HOST", "trino")
+    monkeypatch.delenv("TRINO_PORT", raising=False)
+    out = tmp_path / "k8s.zip"
+    result = CliRunner().invoke(app, ["superset-bundle", "--profile", "k8s", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    k8s = _docs(out.read_bytes())
+    local = _docs(build_bundle(tmp_path / "local.zip", tmp_path / "superset.duckdb").path.read_bytes())
+    database = k8s["databases/akko_serving.yaml"]
+    assert database["sqlalchemy_uri"] == "trino://svc-superset@trino:8080/iceberg"
+    assert database["extra"]["engine_params"]["connect_args"] == {} and not database["expose_in_sqllab"]
+    assert local["databases/akko_serving.yaml"]["sqlalchemy_uri"].startswith("duckdb:///")
+    assert {n: d for n, d in k8s.items() if not n.startswith("databases/")} == \
+           {n: d for n, d in local.items() if not n.startswith("databases/")}
+    bad = CliRunner().invoke(app, ["superset-bundle", "--profile", "cloud", "--out", str(out)])
+    assert bad.exit_code == 1 and "use local or k8s" in bad.output
+
+
+def test_every_akko_command_in_deploy_sh_exists() -> None:
+    """deploy.sh runs the akko CLI: each command it calls must parse (a typo fails a deploy late)."""
+    import re
+    import shlex
+
+    from typer.testing import CliRunner
+
+    from akko_assets.cli import app
+    from akko_assets.settings import REPO_ROOT
+
+    deploy = (REPO_ROOT / "k8s" / "scripts" / "deploy.sh").read_text()
+    calls = [shlex.split(m)[1:] for m in re.findall(r"^akko [^|&;\n]*", deploy, flags=re.M)]
+    assert len(calls) >= 2, calls
+    for args in calls:
+        # Same subcommand and options, with --help: parsing must succeed without running anything.
+        result = CliRunner().invoke(app, [*args, "--help"])
+        assert result.exit_code == 0, f"akko {' '.join(args)}: {result.output}"
+        options = [a for a in args if a.startswith("--")]
+        assert all(o in result.output for o in options), f"akko {' '.join(args)}: unknown option in {options}"

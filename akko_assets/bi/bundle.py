@@ -49,10 +49,23 @@ def load_spec(spec_path: Path = SPEC_PATH) -> dict[str, Any]:
     return yaml.safe_load(Path(spec_path).read_text())
 
 
-def build_bundle(out_path: Path, serving_db: Path, spec_path: Path = SPEC_PATH) -> BundleInfo:
-    """Write the import zip to `out_path`; `serving_db` is the DuckDB file Superset will read."""
+def trino_source_uri(env: Mapping[str, str] | None = None, user: str = "svc-superset") -> str:
+    """The k8s profile's dashboard source: Trino as the dashboard's service user, so Trino's OPA
+    access control masks for that identity (akko-analyst: card_pan masked)."""
+    import os
+
+    env = os.environ if env is None else env
+    host = env.get("TRINO_HOST", "").strip() or "trino"
+    port = env.get("TRINO_PORT", "").strip() or "8080"
+    catalog = env.get("TRINO_CATALOG", "").strip() or "iceberg"
+    return f"trino://{user}@{host}:{port}/{catalog}"
+
+
+def build_bundle(out_path: Path, serving_db: Path | str, spec_path: Path = SPEC_PATH) -> BundleInfo:
+    """Write the import zip to `out_path`. `serving_db` is what Superset reads: the local serving
+    DuckDB file (a Path), or a SQLAlchemy URI (the k8s profile: `trino_source_uri()`)."""
     spec = load_spec(spec_path)
-    files = bundle_files(spec, Path(serving_db))
+    files = bundle_files(spec, serving_db if isinstance(serving_db, str) else Path(serving_db))
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_bytes(_zip(files))
@@ -65,7 +78,7 @@ def build_bundle(out_path: Path, serving_db: Path, spec_path: Path = SPEC_PATH) 
     )
 
 
-def bundle_files(spec: Mapping[str, Any], serving_db: Path) -> dict[str, dict[str, Any]]:
+def bundle_files(spec: Mapping[str, Any], serving_db: Path | str) -> dict[str, dict[str, Any]]:
     """All bundle documents by path inside the zip (before YAML serialisation)."""
     db_uuid = stable_uuid("database", "akko_serving")
     files: dict[str, dict[str, Any]] = {
@@ -142,10 +155,22 @@ def _zip(files: Mapping[str, Mapping[str, Any]]) -> bytes:
     return buf.getvalue()
 
 
-def _database(name: str, db_uuid: str, serving_db: Path) -> dict[str, Any]:
+def _database(name: str, db_uuid: str, serving_db: Path | str) -> dict[str, Any]:
+    if isinstance(serving_db, str):
+        uri, connect_args = serving_db, {}  # Trino: the engine enforces the service user's policies
+    else:
+        uri = f"duckdb:///{Path(serving_db).resolve()}"
+        connect_args = {
+            # read_only: many Superset readers may share the file and never lock it.
+            # enable_external_access=false: SQL through this connection cannot read any
+            # other file (read_parquet, iceberg_scan, ATTACH), so the masked serving
+            # file is all svc-superset can reach.
+            "read_only": True,
+            "config": {"enable_external_access": False},
+        }
     return {
         "database_name": name,
-        "sqlalchemy_uri": f"duckdb:///{Path(serving_db).resolve()}",
+        "sqlalchemy_uri": uri,
         "cache_timeout": None,
         # Dashboard-only: SQL Lab would let any Superset user type arbitrary SQL.
         "expose_in_sqllab": False,
@@ -155,16 +180,7 @@ def _database(name: str, db_uuid: str, serving_db: Path) -> dict[str, Any]:
         "allow_dml": False,
         "allow_file_upload": False,
         "extra": {
-            "engine_params": {
-                "connect_args": {
-                    # read_only: many Superset readers may share the file and never lock it.
-                    # enable_external_access=false: SQL through this connection cannot read any
-                    # other file (read_parquet, iceberg_scan, ATTACH), so the masked serving
-                    # file is all svc-superset can reach.
-                    "read_only": True,
-                    "config": {"enable_external_access": False},
-                }
-            },
+            "engine_params": {"connect_args": connect_args},
             "metadata_params": {},
             "schemas_allowed_for_file_upload": [],
         },
