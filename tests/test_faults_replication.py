@@ -169,7 +169,8 @@ def test_two_concurrent_replications_are_serialized(akko_env):
     procs = [subprocess.Popen([sys.executable, "-c", REPLICATE_FN], env=os.environ.copy(), text=True,
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
     for p in procs:
-        assert p.stdout.readline().strip() == "READY"
+        line = p.stdout.readline().strip()
+        assert line == "READY", (line, p.wait(), p.stderr.read()[-2000:])  # '' = it exited: say why
     for p in procs:  # both start together
         p.stdin.write("go\n")
         p.stdin.flush()

@@ -4,6 +4,7 @@ JdbcCatalog sees the same tables), a REST catalog (Polaris) in the k8s profile."
 from __future__ import annotations
 
 import os
+import time
 
 import pyarrow as pa
 from pyiceberg.catalog import Catalog, load_catalog
@@ -70,13 +71,31 @@ def catalog_properties(settings: Settings) -> dict[str, str]:
     return {k: v for k, v in props.items() if v != ""}
 
 
+CATALOG_INIT_ATTEMPTS = 5
+
+
 def open_catalog(settings: Settings) -> Catalog:
     if settings.iceberg_warehouse.startswith("file://"):
         from pathlib import Path
         from urllib.parse import urlparse
 
         Path(urlparse(settings.iceberg_warehouse).path).mkdir(parents=True, exist_ok=True)
-    return load_catalog(CATALOG_NAME, **catalog_properties(settings))
+    properties = catalog_properties(settings)
+    if properties.get("type") != "sql":
+        return load_catalog(CATALOG_NAME, **properties)
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(1, CATALOG_INIT_ATTEMPTS + 1):
+        try:
+            return load_catalog(CATALOG_NAME, **properties)
+        except (IntegrityError, ProgrammingError):
+            # The first processes on a new database race to CREATE the catalog's own tables; the
+            # losers fail on PostgreSQL's catalog ("duplicate key ... pg_type"). Once one of them
+            # has created them, opening again finds them.
+            if attempt == CATALOG_INIT_ATTEMPTS:
+                raise
+            time.sleep(0.1 * attempt)
+    raise AssertionError("unreachable")
 
 
 def ensure_namespace(catalog: Catalog, namespace: str) -> None:
