@@ -287,3 +287,14 @@ def test_known_failures_are_one_line(case, asset, expected, akko_env, monkeypatc
     (message,) = _failure_lines(result)
     assert all(part in message for part in expected), message
     assert "\n" not in message.split("Failure: ", 1)[-1].strip() and "Traceback" not in message, message
+
+
+def test_first_processes_on_a_new_database_all_open_the_catalog(akko_env):
+    """Fresh database, several processes at once (a sensor run, a manual run, a notebook): all of them
+    open the SQL catalog, though they race to create its tables."""
+    code = ("from akko_assets.lakehouse.catalog import open_catalog; from akko_assets.settings import load_settings; "
+            "open_catalog(load_settings()); print('OK')")
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=os.environ.copy(), text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(6)]
+    outcomes = [p.communicate(timeout=120) for p in procs]
+    assert all(out.strip() == "OK" for out, _ in outcomes), [err[-600:] for out, err in outcomes if out.strip() != "OK"]
