@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.ensemble import IsolationForest
 
 from trino_udfs.akko_ai_anomaly import FORMAT, TRANSFORMS, Forest, transform_value
+
+if TYPE_CHECKING:  # only annotations: importing scikit-learn costs ~1 s in every process
+    from sklearn.ensemble import IsolationForest
 
 
 def export_isolation_forest(

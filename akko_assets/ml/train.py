@@ -6,17 +6,18 @@ Plain functions over Arrow/NumPy, so the asset, the notebook and the tests share
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
 import pyarrow as pa
-from sklearn.ensemble import IsolationForest
-from sklearn.metrics import average_precision_score, precision_score, recall_score, roc_auc_score
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer
 
 from akko_assets.contract import MODEL_FEATURES
 from trino_udfs.export import apply_transforms, export_isolation_forest
+
+if TYPE_CHECKING:  # scikit-learn is imported where it is used: it costs ~1 s per process (run
+    # workers, webserver, CLI) that only loads the definitions
+    from sklearn.pipeline import Pipeline
 
 # The model sees log1p(amount): amounts are log-normal, and a tree split on the log scale
 # separates a 5 EUR card test from a 5 000 EUR night purchase as well as 50 from 500.
@@ -62,6 +63,10 @@ def _transform(X: np.ndarray) -> np.ndarray:
 
 
 def build_pipeline(seed: int, n_estimators: int = 200, max_samples: int = 256) -> Pipeline:
+    from sklearn.ensemble import IsolationForest
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
     return Pipeline(
         [
             ("transform", FunctionTransformer(_transform)),
@@ -76,6 +81,8 @@ def fraud_scores(pipeline: Pipeline, X: np.ndarray) -> np.ndarray:
 
 
 def evaluate(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, float]:
+    from sklearn.metrics import average_precision_score, precision_score, recall_score, roc_auc_score
+
     flagged = scores > threshold
     top = scores >= np.quantile(scores, 0.99)
     base_rate = labels.mean() if len(labels) else 0.0
