@@ -740,3 +740,17 @@ def test_airflow_image_carries_what_the_dag_imports(objects):
         assert requirement in pinned and requirement in dockerfile  # same versions as the tested venv
     deploy = (K8S_DIR / "scripts" / "deploy.sh").read_text()
     assert "akko/airflow:3.3.2" in deploy.split("k3d image import", 1)[1]
+
+
+def test_cluster_instance_is_valid_and_serializes_iceberg_writers_like_the_local_one(objects, tmp_path):
+    """Dagster validates the rendered dagster.yaml (schema and conflicting settings), and its pool
+    rules equal the local instance's: one slot per pool, step by step, two runs at most."""
+    from dagster._core.instance.config import dagster_instance_config
+
+    from akko_assets.orchestration.instance import TEMPLATE
+
+    (tmp_path / "dagster.yaml").write_text(find(objects, "ConfigMap", "dagster-instance")["data"]["dagster.yaml"])
+    cluster, _ = dagster_instance_config(str(tmp_path))
+    local = yaml.safe_load(TEMPLATE.read_text())
+    assert cluster["concurrency"] == local["concurrency"]
+    assert cluster["concurrency"]["pools"] == {"default_limit": 1, "granularity": "op"}
