@@ -46,6 +46,25 @@ def test_app_answers_as_the_selected_user(catalog_ready):
     assert len(at.dataframe) == 1 and set(at.dataframe[0].value["region"]) == {"EU", "APAC"}
 
 
+def test_token_mode_answers_as_the_token_user_and_offers_no_selector(catalog_ready, monkeypatch):
+    """k8s profile (here AKKO_ADEN_AUTH=token): no user selector, a token decides who asks."""
+    from akko_assets.governance import issue_token
+
+    monkeypatch.setenv("AKKO_ADEN_AUTH", "token")
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    assert not at.exception and not at.selectbox
+    at.text_input(key="question").set_value("fraud rate by region last week")
+    at.button[0].click().run()
+    assert at.error and "paste an access token" in at.error[0].value and not at.success
+    at.text_input(key="token").set_value(issue_token("erin"))
+    at.button[0].click().run()
+    assert not at.exception and at.success, [e.value for e in at.error]
+    assert set(at.dataframe[0].value["region"]) == {"EU", "APAC"}  # erin's viewer row filter
+    at.text_input(key="token").set_value(issue_token("erin")[:-4] + "AAAA")
+    at.button[0].click().run()
+    assert at.error and "signature" in at.error[0].value
+
+
 def test_app_shows_refusals(catalog_ready):
     at = AppTest.from_file(str(APP), default_timeout=60).run()
     at.text_input(key="question").set_value("drop table marts.dim_customers")

@@ -264,3 +264,15 @@ def test_identity_without_role_never_reaches_trino(executor, standin) -> None:
     with pytest.raises(AccessDenied, match="no akko role"):
         executor.execute(f"SELECT customer_id FROM {D}", Identity("mallory", ["offline_access"]))
     assert len(standin.received) == before
+
+
+def test_k8s_profile_accepts_tokens_not_user_names(akko_env, engine, standin, monkeypatch, capsys) -> None:
+    """On k8s `--user NAME` would let anyone act as anyone: identities come from tokens there."""
+    token = issue_token("dave")  # signed before switching profile: the local key stands in for Keycloak's
+    monkeypatch.setenv("AKKO_PROFILE", "k8s")
+    before = len(standin.received)
+    assert run_sql_command("SELECT 1 FROM marts.dim_customers LIMIT 1", user="alice", connect=engine) == EXIT_DENIED
+    assert "--token" in capsys.readouterr().err and len(standin.received) == before
+    monkeypatch.setenv("AKKO_PROFILE", "local")
+    assert run_sql_command("SELECT count(*) FROM marts.dim_customers", token=token, connect=engine) == EXIT_OK
+    assert standin.received[-1].user == "dave"

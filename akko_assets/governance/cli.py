@@ -55,6 +55,11 @@ def resolve_identity(user: str | None, token: str | None) -> Identity:
     if token:
         return verify_token(token)
     assert user is not None
+    from akko_assets.settings import load_settings
+
+    if load_settings().profile == "k8s":
+        # The name shortcut trusts whoever types it; in the cluster identities come from Keycloak.
+        raise AccessDenied("--user is the local profile's shortcut: on k8s pass --token with a Keycloak access token")
     return identity_for_user(user)
 
 
