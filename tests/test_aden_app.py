@@ -123,3 +123,13 @@ def test_app_in_headless_chromium(catalog_ready, screenshot_path):
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+def test_aden_accepts_tokens_for_its_own_client_and_trino_only(catalog_ready):
+    from akko_assets.governance import AccessDenied, issue_token
+
+    for audience in ("aden", "trino"):
+        answer = ask("fraud rate by region last week", token=issue_token("erin", audience=audience))
+        assert not answer.refused and answer.rows, audience
+    with pytest.raises(AccessDenied, match="expected 'aden' or 'trino'"):
+        ask("fraud rate by region last week", token=issue_token("erin", audience="superset"))

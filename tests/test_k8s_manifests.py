@@ -754,3 +754,25 @@ def test_cluster_instance_is_valid_and_serializes_iceberg_writers_like_the_local
     local = yaml.safe_load(TEMPLATE.read_text())
     assert cluster["concurrency"] == local["concurrency"]
     assert cluster["concurrency"]["pools"] == {"default_limit": 1, "granularity": "op"}
+
+
+def test_aden_shares_akko_home_with_run_pods_and_asks_for_tokens(objects):
+    """ADEN reads the semantic catalog run pods write: both mount the `akko-home` claim at AKKO_HOME."""
+    aden = find(objects, "Deployment", "aden")
+    spec = _pod_spec(aden)
+    container = spec["containers"][0]
+    assert container["command"][:3] == ["streamlit", "run", "akko_assets/aden/app.py"]
+    (env_map,) = [e["configMapRef"]["name"] for e in container["envFrom"] if "configMapRef" in e]
+    akko_env = find(objects, "ConfigMap", env_map)
+    assert akko_env["data"]["AKKO_PROFILE"] == "k8s"  # so the page asks for a token, never offers a user selector
+    home = akko_env["data"]["AKKO_HOME"]
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == home]
+    (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
+    claim = volume["persistentVolumeClaim"]["claimName"]
+    assert ("PersistentVolumeClaim", claim) in {(o["kind"], o["metadata"]["name"]) for o in objects}
+    instance = yaml.safe_load(find(objects, "ConfigMap", "dagster-instance")["data"]["dagster.yaml"])
+    run = instance["run_launcher"]["config"]["run_k8s_config"]
+    (run_mount,) = run["container_config"]["volume_mounts"]
+    (run_volume,) = run["pod_spec_config"]["volumes"]
+    assert run_mount["mount_path"] == home and run_volume["persistent_volume_claim"]["claim_name"] == claim
+    assert run_mount["name"] == run_volume["name"]

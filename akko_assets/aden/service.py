@@ -181,11 +181,15 @@ def _instance(settings: Settings) -> Aden:
     return instances[key]
 
 
+ADEN_AUDIENCES = ("aden", "trino")
+
+
 def ask(question: str, user: str | None = None, token: str | None = None, traceparent: str | None = None) -> Answer:
     """Answer `question` as the user (realm name) or the bearer of `token`; AccessDenied when neither is valid.
 
     `traceparent` (W3C; default: the TRACEPARENT variable) joins the question's span to a caller's trace."""
-    identity = resolve_identity(user, token)
+    # Tokens issued for ADEN's own client, or for Trino (where ADEN's queries run as the same user).
+    identity = resolve_identity(user, token, audience=ADEN_AUDIENCES)
     with tracing.attached(traceparent):
         return _instance(load_settings()).ask(question, identity)
 

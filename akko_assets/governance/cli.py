@@ -13,7 +13,7 @@ import duckdb
 
 from akko_assets.governance.errors import AccessDenied, QueryError
 from akko_assets.governance.executor import Engine, GovernedExecutor, QueryResult, engine_for_profile
-from akko_assets.governance.identity import Identity, identity_for_user, issue_token, verify_token
+from akko_assets.governance.identity import DEFAULT_AUDIENCE, Identity, identity_for_user, issue_token, verify_token
 from akko_assets.governance.policy import PolicyEngine
 
 EXIT_OK, EXIT_ERROR, EXIT_DENIED = 0, 1, 2
@@ -48,12 +48,14 @@ def format_table(result: QueryResult) -> str:
     return "\n".join(out)
 
 
-def resolve_identity(user: str | None, token: str | None) -> Identity:
-    """`--token` is verified like any bearer token; `--user` is the local shortcut (realm lookup)."""
+def resolve_identity(user: str | None, token: str | None,
+                     audience: str | tuple[str, ...] = DEFAULT_AUDIENCE) -> Identity:
+    """`--token` is verified like any bearer token (issued for `audience`); `--user` is the local
+    shortcut (realm lookup)."""
     if bool(user) == bool(token):
         raise AccessDenied("give exactly one of --user NAME or --token JWT")
     if token:
-        return verify_token(token)
+        return verify_token(token, audience=audience)
     assert user is not None
     from akko_assets.settings import load_settings
 

@@ -177,7 +177,7 @@ def issue_token(
 
 def verify_token(
     token: str,
-    audience: str = DEFAULT_AUDIENCE,
+    audience: str | tuple[str, ...] = DEFAULT_AUDIENCE,
     realm_path: Path | None = None,
     keys_directory: Path | None = None,
 ) -> Identity:
@@ -192,7 +192,7 @@ def verify_token(
             token,
             key,
             algorithms=["RS256"],  # never "none", never HS256 with the public key as secret
-            audience=audience,
+            audience=list(audience) if isinstance(audience, tuple) else audience,  # any of them
             issuer=issuer(),
             options={"require": ["exp", "iat", "iss", "aud", "preferred_username"]},
             leeway=5,
@@ -200,7 +200,8 @@ def verify_token(
     except jwt.ExpiredSignatureError:
         raise AccessDenied("token expired: get a new one with `akko token --user NAME`") from None
     except jwt.InvalidAudienceError:
-        raise AccessDenied(f"token audience is wrong: expected {audience!r}") from None
+        wanted = " or ".join(repr(a) for a in audience) if isinstance(audience, tuple) else repr(audience)
+        raise AccessDenied(f"token audience is wrong: expected {wanted}") from None
     except jwt.InvalidIssuerError:
         raise AccessDenied(f"token issuer is wrong: expected {issuer()!r} (AKKO_OIDC_ISSUER)") from None
     except jwt.InvalidSignatureError:

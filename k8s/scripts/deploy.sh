@@ -30,6 +30,7 @@ if ! k3d cluster get "$cluster" >/dev/null 2>&1; then
     -p "8088:30088@server:0" \
     -p "8080:30080@server:0" \
     -p "3001:30030@server:0" \
+    -p "8501:30501@server:0" \
     --k3s-arg "--disable=traefik@server:0" \
     --wait
 fi
@@ -67,7 +68,7 @@ kubectl -n "$ns" rollout status statefulset/postgres --timeout=15m
 kubectl -n "$ns" wait --for=condition=complete job/minio-init --timeout=15m
 kubectl -n "$ns" wait --for=condition=complete job/polaris-admin-bootstrap --timeout=15m
 for d in minio polaris opa keycloak mlflow tempo grafana trino-coordinator trino-worker \
-         spark-connect superset dagster-user-code dagster-webserver dagster-daemon airflow; do
+         spark-connect superset dagster-user-code dagster-webserver dagster-daemon airflow aden; do
   kubectl -n "$ns" rollout status "deployment/$d" --timeout=20m
 done
 kubectl -n "$ns" wait --for=condition=complete job/polaris-bootstrap job/trino-udfs job/superset-init --timeout=15m
@@ -79,5 +80,6 @@ AKKO is up on k3d cluster '$cluster':
   Superset  http://localhost:8088   (user admin, password: grep SUPERSET_ADMIN_PASSWORD k8s/overlays/k3d/secrets/superset.env)
   Trino     http://localhost:8080   (trino --server http://localhost:8080 --user alice)
   Grafana   http://localhost:3001   (Explore -> Tempo; admin password in secrets/grafana.env)
+  ADEN      http://localhost:8501   (paste a Keycloak access token of a realm user)
 Other services: kubectl -n $ns port-forward svc/<name> <port> (see k8s/README.md).
 MSG
