@@ -191,7 +191,12 @@ def superset_bundle(
 
     if profile not in ("local", "k8s"):
         _fail(f"--profile {profile!r} is unknown: use local or k8s")
-    source = trino_source_uri() if profile == "k8s" else serving_db_path(_settings())
+    from akko_assets.governance import QueryError
+
+    try:
+        source = trino_source_uri() if profile == "k8s" else serving_db_path(_settings())
+    except QueryError as exc:  # a TRINO_* setting the executor could not use either
+        _fail(str(exc))
     info = build_bundle(Path(out), source)
     typer.echo(f"wrote {info.path} ({len(info.chart_uuids)} charts) reading {source}")
 

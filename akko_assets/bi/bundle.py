@@ -54,11 +54,13 @@ def trino_source_uri(env: Mapping[str, str] | None = None, user: str = "svc-supe
     access control masks for that identity (akko-analyst: card_pan masked)."""
     import os
 
+    from akko_assets.governance.trino import TrinoEngine
+
     env = os.environ if env is None else env
-    host = env.get("TRINO_HOST", "").strip() or "trino"
-    port = env.get("TRINO_PORT", "").strip() or "8080"
-    catalog = env.get("TRINO_CATALOG", "").strip() or "iceberg"
-    return f"trino://{user}@{host}:{port}/{catalog}"
+    # The executor's own TRINO_* parsing; deploy.sh builds the bundle outside the cluster, where
+    # TRINO_HOST is unset, so the in-cluster service name is the default here.
+    trino = TrinoEngine.from_env({**env, "TRINO_HOST": env.get("TRINO_HOST", "").strip() or "trino"})
+    return f"trino://{user}@{trino.host}:{trino.port}/{trino.catalog}"
 
 
 def build_bundle(out_path: Path, serving_db: Path | str, spec_path: Path = SPEC_PATH) -> BundleInfo:

@@ -83,11 +83,7 @@ def run_sql_command(
         if connect is None:
             connect = _profile_engine()
         identity = resolve_identity(user, token)
-        engine = connect if hasattr(connect, "open") else None
-        executor = GovernedExecutor(
-            connect, policy or PolicyEngine(), extra_tables=extra_tables,
-            read_dialect=engine.dialect if engine is not None else "duckdb",
-        )
+        executor = GovernedExecutor(connect, policy or PolicyEngine(), extra_tables=extra_tables, read_dialect=None)
         result = executor.execute(sql, identity, limit=limit)
     except AccessDenied as exc:
         print(f"denied: {exc}", file=sys.stderr)

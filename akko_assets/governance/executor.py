@@ -281,10 +281,11 @@ class GovernedExecutor:
         *,
         extra_tables: Iterable[str] = (),
         search_path: Iterable[str] = SEARCH_PATH,
-        read_dialect: str = DIALECT,
+        read_dialect: str | None = DIALECT,
     ) -> None:
         self.engine: Engine = connect if hasattr(connect, "open") else DuckDBEngine(connect)  # type: ignore[assignment]
-        self.read_dialect = read_dialect
+        # None: read what people type, the engine's own dialect.
+        self.read_dialect = read_dialect or self.engine.dialect
         self.policy = policy
         extra = list(extra_tables)
         if extra:
