@@ -89,7 +89,7 @@ def write_horizon(conn: psycopg.Connection) -> dt.datetime:
 
 
 def plan_source_read(conn: psycopg.Connection, table_properties: dict[str, str], full: bool,
-                     horizon: dt.datetime | None = None) -> SourcePlan:
+                     horizon: dt.datetime) -> SourcePlan:
     """Start a REPEATABLE READ transaction's first statement and decide full vs incremental.
 
     Call it first inside `with conn.transaction():`, so the count, the mark, the generation and
@@ -100,8 +100,7 @@ def plan_source_read(conn: psycopg.Connection, table_properties: dict[str, str],
     total, new_hwm = conn.execute(f"SELECT count(*), max(updated_at) FROM {RAW_TABLE}").fetchone()
     if total == 0:
         raise EmptySource("raw_transactions is empty: materialize postgres/raw_transactions first")
-    if horizon is not None and new_hwm > horizon:
-        new_hwm = horizon
+    new_hwm = min(new_hwm, horizon)
     generation = current_generation(conn)
     hwm_text = table_properties.get(HWM_PROPERTY)
     incremental = not full and hwm_text is not None and table_properties.get(GENERATION_PROPERTY) == generation
@@ -180,12 +179,14 @@ def iter_spooled(path: Path, batch_rows: int = REPLICATE_BATCH_ROWS) -> Iterator
     )
     read = pacsv.ReadOptions(column_names=TRANSACTION_SCHEMA.names, block_size=16 << 20)
     pending: list[pa.RecordBatch] = []
+    pending_rows = 0
     with pacsv.open_csv(path, read_options=read, convert_options=convert) as reader:
         for batch in reader:
             pending.append(batch)
-            if sum(b.num_rows for b in pending) >= batch_rows:
+            pending_rows += batch.num_rows
+            if pending_rows >= batch_rows:
                 yield _to_contract(pa.Table.from_batches(pending))
-                pending = []
+                pending, pending_rows = [], 0
     if pending:
         yield _to_contract(pa.Table.from_batches(pending))
 

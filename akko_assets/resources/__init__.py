@@ -14,6 +14,7 @@ import duckdb
 import psycopg
 from pyiceberg.catalog import Catalog
 
+from akko_assets.marts.targets import dbt_state_dir
 from akko_assets.settings import Settings, ensure_home, load_settings
 
 
@@ -58,7 +59,7 @@ def dbt_environment(settings: Settings) -> dict[str, str]:
 
     env = {
         "AKKO_DBT_TARGET": "k8s" if settings.profile == "k8s" else "local",
-        "AKKO_DBT_DUCKDB_PATH": str(settings.home / "dbt" / "akko.duckdb"),
+        "AKKO_DBT_DUCKDB_PATH": str(dbt_state_dir(settings) / "akko.duckdb"),
     }
     for key, value in catalog_properties(settings).items():
         env["PYICEBERG_CATALOG__AKKO__" + key.upper().replace(".", "__").replace("-", "_")] = value
