@@ -6,7 +6,6 @@ screenshot dashboard.png goes to docs/img/ with AKKO_WRITE_DOCS_SCREENSHOTS=1, e
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import time
@@ -85,9 +84,9 @@ def _title(key: str) -> str:
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     home = tmp_path_factory.mktemp("akko_home")
     url = f"http://127.0.0.1:{_free_port()}"
-    saved = {k: os.environ.get(k) for k in ("AKKO_HOME", "AKKO_SUPERSET_URL")}
-    os.environ.update(AKKO_HOME=str(home), AKKO_SUPERSET_URL=url)
-    try:
+    with pytest.MonkeyPatch.context() as env_vars:  # module scope: the monkeypatch fixture is per test
+        env_vars.setenv("AKKO_HOME", str(home))
+        env_vars.setenv("AKKO_SUPERSET_URL", url)
         source = make_source(home / "curated.duckdb", 4000)
         serving = serving_db_path(load_settings())
         publish_serving_db(source, serving, mask_card_pan)
@@ -104,12 +103,6 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         finally:
             server.superset_down()
             source.close()
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def test_import_within_target(env: Env) -> None:

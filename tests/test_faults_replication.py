@@ -209,13 +209,19 @@ def _conflicting_writer(monkeypatch, times: int) -> list[int]:
     return calls
 
 
-def test_commit_conflict_redoes_the_step(akko_env, monkeypatch):
+def _replicated_then_appended(replicated: int, appended: int):
+    """A source of `replicated` rows mirrored to Iceberg, then `appended` new rows not yet replicated."""
     settings = load_settings()
-    seed_transactions(settings.pg_dsn, 3000, 4, AS_OF)
+    seed_transactions(settings.pg_dsn, replicated, 4, AS_OF)
     catalog = open_catalog(settings)
     with connect(settings.pg_dsn) as conn:
         replicate(conn, catalog)
-    seed_transactions(settings.pg_dsn, 500, 5, AS_OF, mode="append")
+    seed_transactions(settings.pg_dsn, appended, 5, AS_OF, mode="append")
+    return settings, catalog
+
+
+def test_commit_conflict_redoes_the_step(akko_env, monkeypatch):
+    settings, catalog = _replicated_then_appended(3000, 500)
     calls = _conflicting_writer(monkeypatch, times=1)
     with connect(settings.pg_dsn) as conn:
         result = replicate(conn, catalog)
@@ -226,12 +232,7 @@ def test_commit_conflict_redoes_the_step(akko_env, monkeypatch):
 
 
 def test_commit_conflicts_are_bounded(akko_env, monkeypatch):
-    settings = load_settings()
-    seed_transactions(settings.pg_dsn, 1000, 4, AS_OF)
-    catalog = open_catalog(settings)
-    with connect(settings.pg_dsn) as conn:
-        replicate(conn, catalog)
-    seed_transactions(settings.pg_dsn, 100, 5, AS_OF, mode="append")
+    settings, catalog = _replicated_then_appended(1000, 100)
     calls = _conflicting_writer(monkeypatch, times=99)
     with connect(settings.pg_dsn) as conn, pytest.raises(CommitFailedException):
         replicate(conn, catalog, max_attempts=3)
